@@ -1,14 +1,26 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! dns64d: a DNS64-aware filtering stub resolver and DNS proxy.
+//!
+//! IPv6-only clients behind a NAT64 must only ever see AAAA answers inside the
+//! NAT64 prefix. dns64d forwards their queries, synthesizes AAAA from A
+//! (RFC 6147, RFC 6052), and strips A records so no libc can pick an IPv4
+//! address that would bypass the NAT64 gateway.
+//!
+//! The modules below are declared in the order a query travels through them:
+//! `listen → wire → policy → upstream → dns64 | filter → reply`, strung
+//! together by [`pipeline`]. `config`, `metrics` and `app` are the control
+//! path; `error` maps rejected packets to replies.
+#![forbid(unsafe_code)]
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod dns64;
+pub mod filter;
+pub mod listen;
+pub mod pipeline;
+pub mod policy;
+pub mod reply;
+pub mod upstream;
+pub mod wire;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod metrics;

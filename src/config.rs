@@ -1,0 +1,727 @@
+//! Configuration: control path only, never touched per query.
+//!
+//! "Parse, don't validate": a serde [`RawConfig`] mirrors the TOML file
+//! (`deny_unknown_fields`, every key optional) and converts into the typed
+//! [`Config`] the data path uses. Every tunable has one constant with its
+//! default; every error names the key, the value and the reason.
+//!
+//! Sources, in order: the TOML file (or the embedded default), then
+//! environment variables `DNS64D__SECTION__KEY` (lists comma-separated).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::dns64::Prefix;
+
+/// The embedded default configuration: a loopback demo that serves as is.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../config/default.toml");
+
+/// Environment variable prefix; `DNS64D__UPSTREAM__SERVERS` overrides `upstream.servers`.
+pub const ENV_PREFIX: &str = "DNS64D";
+
+// Built-in defaults (SPEC names them; a key a file omits takes them).
+/// Production listen address when a file gives none.
+pub const DEFAULT_LISTEN: &[&str] = &["[::]:53"];
+/// Never an open resolver: loopback, RFC 1918, RFC 6598, ULA and link-local.
+pub const DEFAULT_ALLOW: &[&str] = &[
+    "127.0.0.0/8",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+];
+/// RFC 6891 §6.2.5 and DNS flag day 2020: 1232 avoids IP fragmentation.
+pub const DEFAULT_UDP_PAYLOAD: u16 = 1232;
+/// Below 512 nothing is a valid EDNS payload (RFC 6891 §6.2.5).
+pub const MIN_UDP_PAYLOAD: u16 = 512;
+/// RFC 7766 §6.2.3 suggests tens of seconds at most for idle TCP.
+pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// In-flight queries cap: bounds memory under any load (SPEC §8).
+pub const DEFAULT_MAX_INFLIGHT: usize = 4096;
+/// Concurrent TCP connections cap.
+pub const DEFAULT_MAX_TCP_CONNECTIONS: usize = 1024;
+/// How long SIGTERM waits for in-flight queries.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Per-attempt upstream timeout; 2 tries × 2 s stays under glibc's 5 s.
+pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+/// Total upstream tries per query, across servers.
+pub const DEFAULT_UPSTREAM_ATTEMPTS: u32 = 2;
+/// The RFC 6052 well-known prefix.
+pub const DEFAULT_PREFIXES: &[&str] = &["64:ff9b::/96"];
+/// Every IPv6 source is a DNS64 client; IPv4 only when listed.
+pub const DEFAULT_CLIENTS: &[&str] = &["::/0"];
+/// RFC 6147 §5.1.4: IPv4-mapped AAAA are not native AAAA.
+pub const DEFAULT_EXCLUDE: &[&str] = &["::ffff:0:0/96"];
+/// Every IPv4 address may be synthesized unless never_map says no.
+pub const DEFAULT_MAPPED: &[&str] = &["0.0.0.0/0"];
+/// Addresses that never make sense behind NAT64.
+pub const DEFAULT_NEVER_MAP: &[&str] =
+    &["0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/3"];
+/// TTL of the SOA dns64d makes for a stripped A answer.
+pub const DEFAULT_NEGATIVE_TTL: u32 = 30;
+/// RFC 6052 §3.1 space that must not sit behind the well-known prefix under strict mode.
+pub const NON_GLOBAL_V4: &[&str] = &[
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+];
+
+/// A configuration error: which key, which value, why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or is not valid TOML / has wrong types.
+    #[error("{0}")]
+    Load(String),
+    /// A key holds a value that cannot be used.
+    #[error("invalid value for `{key}`: {value:?}: {reason}")]
+    Invalid {
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+fn invalid(key: &'static str, value: impl fmt::Display, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// What happens to A records for DNS64 clients (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilterA {
+    /// Classic DNS64: A queries answered as upstream answers them.
+    Pass,
+    /// A records removed from every section (default).
+    Strip,
+    /// As strip, and A glue in the additional section becomes synthesized AAAA.
+    Rewrite,
+}
+
+/// A duration written as `"2s"`, `"500ms"`, `"1m"` or a whole number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub Duration);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Float(f64),
+            Str(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(s) => Ok(Seconds(Duration::from_secs(s))),
+            Raw::Float(f) if f.is_finite() && f >= 0.0 => Ok(Seconds(Duration::from_secs_f64(f))),
+            Raw::Float(f) => Err(serde::de::Error::custom(format!("{f} is not a duration"))),
+            Raw::Str(s) => parse_duration(&s)
+                .map(Seconds)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (try \"2s\" or \"500ms\")"))?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {s:?} (use ms, s, m, h or d)"
+            ));
+        }
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// The file as written: every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    upstream: RawUpstream,
+    #[serde(default)]
+    dns64: RawDns64,
+    #[serde(default)]
+    filter: RawFilter,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Vec<String>>,
+    allow: Option<Vec<String>>,
+    udp_payload: Option<u64>,
+    tcp_idle_timeout: Option<Seconds>,
+    max_inflight: Option<u64>,
+    max_tcp_connections: Option<u64>,
+    drain_timeout: Option<Seconds>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    servers: Option<Vec<String>>,
+    timeout: Option<Seconds>,
+    attempts: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDns64 {
+    prefixes: Option<Vec<String>>,
+    clients: Option<Vec<String>>,
+    exclude: Option<Vec<String>>,
+    mapped: Option<Vec<String>>,
+    never_map: Option<Vec<String>>,
+    strict_rfc6052: Option<bool>,
+    synthesize_on_error: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFilter {
+    a: Option<FilterA>,
+    negative_ttl: Option<Seconds>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<String>,
+    format: Option<LogFormat>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The typed configuration the server runs on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub upstream: UpstreamConfig,
+    pub dns64: Dns64Config,
+    pub filter: FilterConfig,
+    pub log: LogConfig,
+}
+
+/// `[server]`: listeners, ACL and resource caps.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerConfig {
+    pub listen: Vec<SocketAddr>,
+    pub allow: Vec<IpNet>,
+    pub udp_payload: u16,
+    #[serde(serialize_with = "ser_duration")]
+    pub tcp_idle_timeout: Duration,
+    pub max_inflight: usize,
+    pub max_tcp_connections: usize,
+    #[serde(serialize_with = "ser_duration")]
+    pub drain_timeout: Duration,
+}
+
+/// `[upstream]`: where queries go.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpstreamConfig {
+    pub servers: Vec<SocketAddr>,
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    pub attempts: u32,
+}
+
+/// `[dns64]`: synthesis (SPEC §2, §3).
+#[derive(Debug, Clone, Serialize)]
+pub struct Dns64Config {
+    pub prefixes: Vec<Prefix>,
+    pub clients: Vec<IpNet>,
+    pub exclude: Vec<Ipv6Net>,
+    pub mapped: Vec<Ipv4Net>,
+    pub never_map: Vec<Ipv4Net>,
+    pub strict_rfc6052: bool,
+    pub synthesize_on_error: bool,
+}
+
+/// `[filter]`: what DNS64 clients see of A records (SPEC §4).
+#[derive(Debug, Clone, Serialize)]
+pub struct FilterConfig {
+    pub a: FilterA,
+    pub negative_ttl: u32,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    if d.subsec_millis() == 0 {
+        s.serialize_str(&format!("{}s", d.as_secs()))
+    } else {
+        s.serialize_str(&format!("{}ms", d.as_millis()))
+    }
+}
+
+impl Config {
+    /// Loads a TOML file (or the embedded default when `path` is `None`),
+    /// then applies `DNS64D__SECTION__KEY` environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let builder = config::Config::builder();
+        let builder = match path {
+            Some(p) => builder.add_source(
+                config::File::from(p)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            ),
+            None => builder.add_source(config::File::from_str(
+                EMBEDDED_DEFAULT,
+                config::FileFormat::Toml,
+            )),
+        };
+        let env = config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .list_separator(",")
+            .try_parsing(true);
+        let env = LIST_KEYS
+            .iter()
+            .fold(env, |env, k| env.with_list_parse_key(k));
+        let raw: RawConfig = builder
+            .add_source(env)
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError::Load(describe_source(path, e)))?;
+        raw.try_into()
+    }
+
+    /// Parses a TOML document alone (no environment): used by tests and tools.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Load(e.to_string()))?;
+        raw.try_into()
+    }
+
+    /// The effective configuration as TOML, for `check-config`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// Keys whose environment value is a comma-separated list.
+const LIST_KEYS: &[&str] = &[
+    "server.listen",
+    "server.allow",
+    "upstream.servers",
+    "dns64.prefixes",
+    "dns64.clients",
+    "dns64.exclude",
+    "dns64.mapped",
+    "dns64.never_map",
+];
+
+fn describe_source(path: Option<&Path>, e: config::ConfigError) -> String {
+    match path {
+        Some(p) => format!("{}: {e}", p.display()),
+        None => format!("embedded default config: {e}"),
+    }
+}
+
+impl TryFrom<RawConfig> for Config {
+    type Error = ConfigError;
+
+    fn try_from(raw: RawConfig) -> Result<Config, ConfigError> {
+        let s = raw.server;
+        let server = ServerConfig {
+            listen: parse_list("server.listen", s.listen, DEFAULT_LISTEN, |v| {
+                parse_socket(v, 53)
+            })?,
+            allow: parse_list("server.allow", s.allow, DEFAULT_ALLOW, parse_net)?,
+            udp_payload: match s.udp_payload {
+                None => DEFAULT_UDP_PAYLOAD,
+                Some(v) if (MIN_UDP_PAYLOAD as u64..=65535).contains(&v) => v as u16,
+                Some(v) => {
+                    return Err(invalid(
+                        "server.udp_payload",
+                        v,
+                        "must be 512..=65535 (RFC 6891 §6.2.5)",
+                    ));
+                }
+            },
+            tcp_idle_timeout: positive(
+                "server.tcp_idle_timeout",
+                s.tcp_idle_timeout,
+                DEFAULT_TCP_IDLE_TIMEOUT,
+            )?,
+            max_inflight: count("server.max_inflight", s.max_inflight, DEFAULT_MAX_INFLIGHT)?,
+            max_tcp_connections: count(
+                "server.max_tcp_connections",
+                s.max_tcp_connections,
+                DEFAULT_MAX_TCP_CONNECTIONS,
+            )?,
+            drain_timeout: s.drain_timeout.map_or(DEFAULT_DRAIN_TIMEOUT, |d| d.0),
+        };
+        if server.listen.is_empty() {
+            return Err(invalid(
+                "server.listen",
+                "[]",
+                "at least one address is needed",
+            ));
+        }
+
+        let u = raw.upstream;
+        let servers = match u.servers {
+            Some(list) => list
+                .iter()
+                .map(|v| parse_socket(v, 53).map_err(|r| invalid("upstream.servers", v, r)))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => system_nameservers()?,
+        };
+        if servers.is_empty() {
+            return Err(invalid(
+                "upstream.servers",
+                "[]",
+                "at least one upstream server is needed",
+            ));
+        }
+        let upstream = UpstreamConfig {
+            servers,
+            timeout: positive("upstream.timeout", u.timeout, DEFAULT_UPSTREAM_TIMEOUT)?,
+            attempts: match u.attempts {
+                None => DEFAULT_UPSTREAM_ATTEMPTS,
+                Some(v) if (1..=10).contains(&v) => v as u32,
+                Some(v) => return Err(invalid("upstream.attempts", v, "must be 1..=10")),
+            },
+        };
+
+        let d = raw.dns64;
+        let dns64 = Dns64Config {
+            prefixes: parse_list("dns64.prefixes", d.prefixes, DEFAULT_PREFIXES, |v| {
+                v.parse::<Prefix>()
+            })?,
+            clients: parse_list("dns64.clients", d.clients, DEFAULT_CLIENTS, parse_net)?,
+            exclude: parse_list("dns64.exclude", d.exclude, DEFAULT_EXCLUDE, |v| {
+                v.parse::<Ipv6Net>()
+                    .map(|n| n.trunc())
+                    .map_err(|e| e.to_string())
+            })?,
+            mapped: parse_list("dns64.mapped", d.mapped, DEFAULT_MAPPED, parse_v4net)?,
+            never_map: parse_list(
+                "dns64.never_map",
+                d.never_map,
+                DEFAULT_NEVER_MAP,
+                parse_v4net,
+            )?,
+            strict_rfc6052: d.strict_rfc6052.unwrap_or(false),
+            synthesize_on_error: d.synthesize_on_error.unwrap_or(true),
+        };
+        if dns64.prefixes.is_empty() {
+            return Err(invalid(
+                "dns64.prefixes",
+                "[]",
+                "at least one prefix is needed",
+            ));
+        }
+
+        let filter = FilterConfig {
+            a: raw.filter.a.unwrap_or(FilterA::Strip),
+            negative_ttl: match raw.filter.negative_ttl {
+                None => DEFAULT_NEGATIVE_TTL,
+                Some(Seconds(d)) if d.as_secs() <= u32::MAX as u64 => d.as_secs() as u32,
+                Some(Seconds(d)) => {
+                    return Err(invalid(
+                        "filter.negative_ttl",
+                        format!("{d:?}"),
+                        "too large",
+                    ));
+                }
+            },
+        };
+
+        let level = raw.log.level.unwrap_or_else(|| "info".to_owned());
+        if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+            return Err(invalid(
+                "log.level",
+                level,
+                "not a tracing filter (try info, debug, or dns64d=debug)",
+            ));
+        }
+        let log = LogConfig {
+            level,
+            format: raw.log.format.unwrap_or(LogFormat::Text),
+        };
+
+        Ok(Config {
+            server,
+            upstream,
+            dns64,
+            filter,
+            log,
+        })
+    }
+}
+
+impl Dns64Config {
+    /// True when the well-known prefix is configured and private IPv4 space may be
+    /// synthesized under it (RFC 6052 §3.1): worth one warning at start-up.
+    pub fn wkp_maps_private_space(&self) -> bool {
+        let wkp = self.prefixes.iter().any(Prefix::is_well_known);
+        wkp && NON_GLOBAL_V4.iter().any(|n| {
+            let net: Ipv4Net = n.parse().expect("constant");
+            self.mapped
+                .iter()
+                .any(|m| m.contains(&net.network()) || net.contains(&m.network()))
+        })
+    }
+}
+
+fn parse_list<T>(
+    key: &'static str,
+    given: Option<Vec<String>>,
+    default: &[&str],
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, ConfigError> {
+    match given {
+        Some(list) => list
+            .iter()
+            .map(|v| parse(v.trim()).map_err(|r| invalid(key, v, r)))
+            .collect(),
+        None => Ok(default
+            .iter()
+            .map(|v| parse(v).expect("built-in default parses"))
+            .collect()),
+    }
+}
+
+fn positive(
+    key: &'static str,
+    v: Option<Seconds>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(Seconds(d)) if !d.is_zero() => Ok(d),
+        Some(Seconds(d)) => Err(invalid(key, format!("{d:?}"), "must be greater than zero")),
+    }
+}
+
+fn count(key: &'static str, v: Option<u64>, default: usize) -> Result<usize, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(n) if (1..=1_000_000).contains(&n) => Ok(n as usize),
+        Some(n) => Err(invalid(key, n, "must be 1..=1000000")),
+    }
+}
+
+/// Accepts `1.2.3.4`, `1.2.3.4:53`, `::1`, `[::1]:53`.
+fn parse_socket(v: &str, default_port: u16) -> Result<SocketAddr, String> {
+    if let Ok(sa) = v.parse::<SocketAddr>() {
+        return Ok(sa);
+    }
+    let host = v.trim_start_matches('[').trim_end_matches(']');
+    host.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, default_port))
+        .map_err(|_| {
+            "not an address (expected 192.0.2.1, 192.0.2.1:53, 2001:db8::1 or [2001:db8::1]:53)"
+                .into()
+        })
+}
+
+/// Accepts CIDR or a bare address (a /32 or /128).
+fn parse_net(v: &str) -> Result<IpNet, String> {
+    if let Ok(n) = v.parse::<IpNet>() {
+        return Ok(n.trunc());
+    }
+    v.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| "not a network (expected CIDR like 10.0.0.0/8 or fd00::/8)".into())
+}
+
+fn parse_v4net(v: &str) -> Result<Ipv4Net, String> {
+    match parse_net(v)? {
+        IpNet::V4(n) => Ok(n),
+        IpNet::V6(_) => Err("must be an IPv4 network".into()),
+    }
+}
+
+/// The nameservers of /etc/resolv.conf, through hickory-resolver's reader.
+fn system_nameservers() -> Result<Vec<SocketAddr>, ConfigError> {
+    let (conf, _opts) = hickory_resolver::system_conf::read_system_conf().map_err(|e| {
+        invalid(
+            "upstream.servers",
+            "(unset)",
+            format!("no servers given and /etc/resolv.conf is unusable: {e}"),
+        )
+    })?;
+    let mut out: Vec<SocketAddr> = Vec::new();
+    for ns in conf.name_servers() {
+        let sa = SocketAddr::new(ns.ip, 53);
+        if !out.contains(&sa) {
+            out.push(sa);
+        }
+    }
+    Ok(out)
+}
+
+/// True for addresses that are IPv4 in disguise (`::ffff:a.b.c.d` from a dual-stack socket).
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// Unspecified address of the same family, for binding upstream sockets.
+pub fn unspecified_for(addr: &SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = "[upstream]\nservers = [\"127.0.0.1:5300\"]\n";
+
+    #[test]
+    fn omitted_keys_take_the_spec_defaults() {
+        let c = Config::from_toml(MIN).unwrap();
+        assert_eq!(c.server.udp_payload, 1232);
+        assert_eq!(c.upstream.timeout, Duration::from_secs(2));
+        assert_eq!(c.dns64.prefixes[0].to_string(), "64:ff9b::/96");
+        assert_eq!(c.dns64.clients, vec!["::/0".parse::<IpNet>().unwrap()]);
+        assert_eq!(
+            c.dns64.exclude,
+            vec!["::ffff:0:0/96".parse::<Ipv6Net>().unwrap()]
+        );
+        assert_eq!(c.dns64.never_map.len(), 4);
+        assert_eq!(c.filter.a, FilterA::Strip);
+        assert_eq!(c.filter.negative_ttl, 30);
+        assert!(c.dns64.synthesize_on_error);
+        assert!(!c.dns64.strict_rfc6052);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let err = Config::from_toml("[dns64]\nprefix = [\"64:ff9b::/96\"]\n").unwrap_err();
+        assert!(err.to_string().contains("prefix"), "{err}");
+    }
+
+    #[test]
+    fn prefix_length_outside_rfc6052_is_an_error_naming_key_and_value() {
+        let err = Config::from_toml(&format!("{MIN}[dns64]\nprefixes = [\"2001:db8::/44\"]\n"))
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("dns64.prefixes") && msg.contains("2001:db8::/44"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn durations_accept_units_and_plain_seconds() {
+        let c = Config::from_toml("[upstream]\nservers=[\"127.0.0.1\"]\ntimeout=\"250ms\"\n[filter]\nnegative_ttl=\"1m\"\n").unwrap();
+        assert_eq!(c.upstream.timeout, Duration::from_millis(250));
+        assert_eq!(c.filter.negative_ttl, 60);
+        assert_eq!(c.upstream.servers[0], "127.0.0.1:53".parse().unwrap());
+    }
+
+    #[test]
+    fn zero_timeout_is_refused_not_fixed() {
+        let err =
+            Config::from_toml("[upstream]\nservers=[\"127.0.0.1\"]\ntimeout=0\n").unwrap_err();
+        assert!(err.to_string().contains("upstream.timeout"), "{err}");
+    }
+
+    #[test]
+    fn udp_payload_below_512_is_an_error() {
+        let err = Config::from_toml(&format!("{MIN}[server]\nudp_payload = 100\n")).unwrap_err();
+        assert!(err.to_string().contains("server.udp_payload"), "{err}");
+    }
+
+    #[test]
+    fn embedded_default_config_loads_and_serves_loopback_as_dns64_clients() {
+        let raw: RawConfig = toml::from_str(EMBEDDED_DEFAULT).unwrap();
+        let c: Config = match raw.try_into() {
+            Ok(c) => c,
+            // A machine without /etc/resolv.conf nameservers: the embedded file itself is still valid.
+            Err(ConfigError::Invalid {
+                key: "upstream.servers",
+                ..
+            }) => return,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(c.server.listen.contains(&"127.0.0.1:5353".parse().unwrap()));
+        assert!(c.server.listen.contains(&"[::1]:5353".parse().unwrap()));
+        assert!(
+            c.dns64
+                .clients
+                .iter()
+                .any(|n| n.contains(&"127.0.0.1".parse::<IpAddr>().unwrap()))
+        );
+    }
+
+    #[test]
+    fn shipped_example_configs_load() {
+        for f in ["config/node-local.toml", "config/default.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let raw: RawConfig = toml::from_str(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
+            match Config::try_from(raw) {
+                Ok(_)
+                | Err(ConfigError::Invalid {
+                    key: "upstream.servers",
+                    ..
+                }) => {}
+                Err(e) => panic!("{f}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn wkp_with_private_mapped_space_is_detected() {
+        let c = Config::from_toml(MIN).unwrap();
+        assert!(c.dns64.wkp_maps_private_space());
+        let c =
+            Config::from_toml(&format!("{MIN}[dns64]\nmapped=[\"198.51.100.0/24\"]\n")).unwrap();
+        assert!(!c.dns64.wkp_maps_private_space());
+    }
+}

@@ -1,0 +1,226 @@
+//! A-record filtering for DNS64 clients (SPEC §4, `filter.a`). Synchronous.
+//!
+//! The product's central promise lives here: while `filter.a` is `strip` or
+//! `rewrite`, no DNS64 client receives an A record in any section. Every
+//! answer to a DNS64 client passes through [`enforce`] last.
+//!
+//! Data path position: `upstream → dns64 → filter → reply`.
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::rdata::SOA;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use crate::config::FilterA;
+use crate::dns64::{Dns64, chain_end};
+
+/// Removes A records and the RRSIGs that cover them from every section; under
+/// `rewrite`, A glue in the additional section becomes synthesized AAAA.
+/// Returns how many A records were removed.
+pub fn enforce(msg: &mut Message, mode: FilterA, dns64: &Dns64) -> usize {
+    if mode == FilterA::Pass {
+        return 0;
+    }
+    let mut removed = strip(&mut msg.answers) + strip(&mut msg.authorities);
+    if mode == FilterA::Rewrite {
+        let glue: Vec<Record> = msg
+            .additionals
+            .iter()
+            .filter(|r| r.record_type() == RecordType::A)
+            .cloned()
+            .collect();
+        let synthesized: Vec<Record> = dns64.synthesize_records(&glue, u32::MAX).collect();
+        removed += strip(&mut msg.additionals);
+        msg.additionals.extend(synthesized);
+    } else {
+        removed += strip(&mut msg.additionals);
+    }
+    removed
+}
+
+fn strip(section: &mut Vec<Record>) -> usize {
+    let before = section.len();
+    section.retain(|r| r.record_type() != RecordType::A && !rrsig_covers_a(r));
+    before - section.len()
+}
+
+/// An RRSIG whose "type covered" (RFC 4034 §3.1.1, the first two RDATA
+/// octets) is A. hickory-proto keeps RRSIG opaque without its DNSSEC feature.
+fn rrsig_covers_a(r: &Record) -> bool {
+    if r.record_type() != RecordType::RRSIG {
+        return false;
+    }
+    match &r.data {
+        RData::Unknown { rdata, .. } => rdata.anything.get(..2) == Some(&[0, 1][..]),
+        // Unparsed or unexpected representation: drop it rather than risk an
+        // orphaned signature over A data the client will never see.
+        _ => true,
+    }
+}
+
+/// After stripping an A answer: a NOERROR answer without A records is NODATA
+/// (RFC 2308 §2.2) and needs an SOA so caches in front of us can cache it;
+/// keep the upstream's or make one with `filter.negative_ttl`.
+pub fn ensure_nodata_soa(msg: &mut Message, qname: &Name, negative_ttl: u32) {
+    if msg.metadata.response_code != ResponseCode::NoError {
+        return;
+    }
+    if msg
+        .authorities
+        .iter()
+        .any(|r| r.record_type() == RecordType::SOA)
+    {
+        msg.authorities
+            .retain(|r| matches!(r.record_type(), RecordType::SOA | RecordType::RRSIG));
+        return;
+    }
+    msg.authorities.clear();
+    msg.authorities.push(synthesized_soa(
+        chain_end(qname, &msg.answers),
+        negative_ttl,
+    ));
+}
+
+/// The SOA dns64d puts in a NODATA it made: TTL and MINIMUM are
+/// `filter.negative_ttl` (RFC 2308 §5 takes the smaller of the two).
+pub fn synthesized_soa(owner: Name, negative_ttl: u32) -> Record {
+    let mname = Name::from_ascii("dns64d.invalid.").unwrap_or_else(|_| Name::root());
+    let rname = Name::from_ascii("hostmaster.dns64d.invalid.").unwrap_or_else(|_| Name::root());
+    let soa = SOA::new(mname, rname, 1, 3600, 600, 86400, negative_ttl);
+    Record::from_rdata(owner, negative_ttl, RData::SOA(soa))
+}
+
+/// What a filtered A query answers when its own upstream lookup failed
+/// (SPEC §4): musl fails the whole `getaddrinfo` on one SERVFAIL, so the
+/// AAAA lookup of the same name decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AFailure {
+    /// The name exists (AAAA data or NODATA): answer NODATA.
+    NoData,
+    /// The name does not exist.
+    NxDomain,
+    /// Both lookups failed.
+    ServFail,
+}
+
+/// Decides [`AFailure`] from the AAAA response (`None`: it failed too).
+pub fn after_a_failure(aaaa: Option<&Message>) -> AFailure {
+    match aaaa.map(|m| m.metadata.response_code) {
+        Some(ResponseCode::NoError) => AFailure::NoData,
+        Some(ResponseCode::NXDomain) => AFailure::NxDomain,
+        _ => AFailure::ServFail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use hickory_proto::op::{MessageType, OpCode};
+    use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NULL};
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    fn dns64() -> Dns64 {
+        Dns64::new(
+            &Config::from_toml("[upstream]\nservers=[\"127.0.0.1\"]\n")
+                .unwrap()
+                .dns64,
+        )
+    }
+
+    fn a(owner: &str, ip: &str) -> Record {
+        Record::from_rdata(name(owner), 60, RData::A(A(ip.parse().unwrap())))
+    }
+
+    fn rrsig(covered: u16) -> Record {
+        let mut data = covered.to_be_bytes().to_vec();
+        data.extend_from_slice(&[8, 2, 0, 0, 0, 60]);
+        Record::from_rdata(
+            name("x.example."),
+            60,
+            RData::Unknown {
+                code: RecordType::RRSIG,
+                rdata: NULL::with(data),
+            },
+        )
+    }
+
+    fn msg() -> Message {
+        let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+        m.answers = vec![
+            Record::from_rdata(
+                name("mx.example."),
+                60,
+                RData::MX(MX::new(10, name("mail.example."))),
+            ),
+            rrsig(15),
+        ];
+        m.additionals = vec![a("mail.example.", "192.0.2.25"), rrsig(1)];
+        m
+    }
+
+    #[test]
+    fn strip_removes_a_and_its_rrsig_from_every_section_and_keeps_the_rest() {
+        let mut m = msg();
+        m.answers.push(a("x.example.", "192.0.2.1"));
+        m.authorities.push(a("ns.example.", "192.0.2.53"));
+        let removed = enforce(&mut m, FilterA::Strip, &dns64());
+        assert_eq!(removed, 4);
+        assert!(m.all_sections().all(|r| r.record_type() != RecordType::A));
+        assert_eq!(m.answers.len(), 2, "MX and its RRSIG stay");
+        assert!(m.additionals.is_empty());
+    }
+
+    #[test]
+    fn rewrite_turns_a_glue_into_synthesized_aaaa() {
+        let mut m = msg();
+        enforce(&mut m, FilterA::Rewrite, &dns64());
+        let glue: Vec<_> = m
+            .additionals
+            .iter()
+            .map(|r| (r.name.to_string(), r.data.clone()))
+            .collect();
+        assert_eq!(
+            glue,
+            vec![(
+                "mail.example.".to_string(),
+                RData::AAAA(AAAA("64:ff9b::c000:219".parse().unwrap()))
+            )]
+        );
+    }
+
+    #[test]
+    fn pass_leaves_a_records_alone() {
+        let mut m = msg();
+        assert_eq!(enforce(&mut m, FilterA::Pass, &dns64()), 0);
+        assert_eq!(m.additionals.len(), 2);
+    }
+
+    #[test]
+    fn nodata_gets_a_synthesized_soa_owned_by_the_chain_end() {
+        let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+        m.answers = vec![Record::from_rdata(
+            name("www.example."),
+            60,
+            RData::CNAME(CNAME(name("v4.example."))),
+        )];
+        ensure_nodata_soa(&mut m, &name("www.example."), 30);
+        let soa = &m.authorities[0];
+        assert_eq!(soa.name, name("v4.example."));
+        assert_eq!(soa.ttl, 30);
+        assert!(matches!(&soa.data, RData::SOA(s) if s.minimum == 30));
+    }
+
+    #[test]
+    fn failed_a_lookup_is_decided_by_the_aaaa_lookup() {
+        let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+        assert_eq!(after_a_failure(Some(&m)), AFailure::NoData);
+        m.metadata.response_code = ResponseCode::NXDomain;
+        assert_eq!(after_a_failure(Some(&m)), AFailure::NxDomain);
+        m.metadata.response_code = ResponseCode::ServFail;
+        assert_eq!(after_a_failure(Some(&m)), AFailure::ServFail);
+        assert_eq!(after_a_failure(None), AFailure::ServFail);
+    }
+}

@@ -1,0 +1,220 @@
+//! Listen: the client-facing sockets. UDP and TCP on every `server.listen`
+//! address; each query runs as its own task so one slow upstream answer never
+//! holds up another client. Everything is capped: in-flight queries
+//! (`server.max_inflight`), TCP connections (`server.max_tcp_connections`),
+//! queries per TCP connection, and TCP idle time (RFC 7766 §6.2.3).
+//!
+//! Data path position: the first and last step (`listen → wire … reply → listen`).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::pipeline::{Pipeline, Transport};
+
+/// Largest UDP datagram we read (anything longer is cut and fails to parse).
+const UDP_BUFFER: usize = 65535;
+/// RFC 7766 §6.2.1.1: pipelined queries per TCP connection answered concurrently.
+pub const TCP_PIPELINE_DEPTH: usize = 32;
+/// Tries to find a port free for both UDP and TCP when the config says port 0.
+const PORT_ZERO_TRIES: usize = 16;
+
+/// Shared limits and state of every listener.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub pipeline: Arc<Pipeline>,
+    pub inflight: Arc<Semaphore>,
+    pub tcp_connections: Arc<Semaphore>,
+    pub tcp_idle_timeout: Duration,
+    pub tracker: TaskTracker,
+    pub shutdown: CancellationToken,
+}
+
+/// One listen address: a UDP socket and a TCP listener on the same port.
+#[derive(Debug)]
+pub struct Bound {
+    pub udp: std::net::UdpSocket,
+    pub tcp: std::net::TcpListener,
+    pub addr: SocketAddr,
+}
+
+/// Binds UDP and TCP on `addr`. IPv6 sockets are IPv6-only so `[::]` and
+/// `0.0.0.0` can both be listed; with port 0 both protocols get the same port.
+pub fn bind(addr: SocketAddr) -> io::Result<Bound> {
+    let tries = if addr.port() == 0 { PORT_ZERO_TRIES } else { 1 };
+    let mut last = None;
+    for _ in 0..tries {
+        let udp = socket(addr, Type::DGRAM, Protocol::UDP)?;
+        udp.bind(&addr.into())?;
+        let local = udp
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("not an inet socket"))?;
+        let tcp = socket(local, Type::STREAM, Protocol::TCP)?;
+        tcp.set_reuse_address(true)?;
+        match tcp.bind(&local.into()) {
+            Ok(()) => {
+                tcp.listen(1024)?;
+                return Ok(Bound {
+                    udp: udp.into(),
+                    tcp: tcp.into(),
+                    addr: local,
+                });
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("no port found")))
+}
+
+fn socket(addr: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+/// Serves UDP until shutdown: each datagram becomes a task, shed when the
+/// in-flight cap is reached (the client retries; counting shows it).
+pub async fn serve_udp(sock: UdpSocket, shared: Shared) {
+    let sock = Arc::new(sock);
+    let mut buf = vec![0u8; UDP_BUFFER];
+    loop {
+        let (n, src) = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                // ICMP errors surface here on some systems; keep serving.
+                Err(e) => { tracing::debug!(error = %e, "udp recv"); continue; }
+            },
+        };
+        let metrics = shared.pipeline.metrics();
+        metrics.count(&metrics.queries_udp);
+        let Ok(permit) = shared.inflight.clone().try_acquire_owned() else {
+            metrics.count(&metrics.overloaded);
+            continue;
+        };
+        let packet = buf[..n].to_vec();
+        let (sock, pipeline) = (sock.clone(), shared.pipeline.clone());
+        shared.tracker.spawn(async move {
+            if let Some(out) = pipeline.handle(&packet, src.ip(), Transport::Udp).await {
+                if let Err(e) = sock.send_to(&out, src).await {
+                    tracing::debug!(error = %e, %src, "udp send");
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Serves TCP until shutdown, one task per connection within the cap.
+pub async fn serve_tcp(listener: TcpListener, shared: Shared) {
+    loop {
+        let (stream, src) = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => { tracing::debug!(error = %e, "tcp accept"); tokio::time::sleep(Duration::from_millis(10)).await; continue; }
+            },
+        };
+        let Ok(permit) = shared.tcp_connections.clone().try_acquire_owned() else {
+            let metrics = shared.pipeline.metrics();
+            metrics.count(&metrics.tcp_rejected);
+            drop(stream);
+            continue;
+        };
+        let conn_shared = shared.clone();
+        shared.tracker.spawn(async move {
+            if let Err(e) = connection(stream, src, conn_shared).await {
+                tracing::debug!(error = %e, %src, "tcp connection");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// One TCP connection (RFC 7766): length-prefixed queries, several in flight,
+/// each answered as soon as it completes; closed after the idle timeout with
+/// nothing pending, at shutdown, or on a framing error.
+async fn connection(stream: TcpStream, src: SocketAddr, shared: Shared) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TCP_PIPELINE_DEPTH);
+    let writer = async move {
+        while let Some(out) = rx.recv().await {
+            let mut framed = Vec::with_capacity(out.len() + 2);
+            framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
+            framed.extend_from_slice(&out);
+            wr.write_all(&framed).await?;
+        }
+        wr.shutdown().await
+    };
+    let depth = Arc::new(Semaphore::new(TCP_PIPELINE_DEPTH));
+    let reader = async move {
+        loop {
+            let busy = || depth.available_permits() < TCP_PIPELINE_DEPTH;
+            let Some(len) = read_length(&mut rd, &shared, busy).await? else {
+                break;
+            };
+            let mut packet = vec![0u8; len];
+            tokio::time::timeout(shared.tcp_idle_timeout, rd.read_exact(&mut packet))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "query body stalled"))??;
+            let metrics = shared.pipeline.metrics();
+            metrics.count(&metrics.queries_tcp);
+            let Ok(inflight) = shared.inflight.clone().try_acquire_owned() else {
+                metrics.count(&metrics.overloaded);
+                continue;
+            };
+            let Ok(slot) = depth.clone().acquire_owned().await else {
+                break;
+            };
+            let (tx, pipeline) = (tx.clone(), shared.pipeline.clone());
+            shared.tracker.spawn(async move {
+                if let Some(out) = pipeline.handle(&packet, src.ip(), Transport::Tcp).await {
+                    let _ = tx.send(out).await;
+                }
+                drop((inflight, slot));
+            });
+        }
+        // Dropping our sender lets the writer finish once in-flight answers are out.
+        drop(tx);
+        Ok::<(), io::Error>(())
+    };
+    let (r, w) = tokio::join!(reader, writer);
+    r.and(w)
+}
+
+/// Reads the two-byte length prefix with cancel-safe reads. `None`: the
+/// connection should close (EOF, shutdown, or idle with nothing pending).
+async fn read_length(
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    shared: &Shared,
+    busy: impl Fn() -> bool,
+) -> io::Result<Option<usize>> {
+    let mut len = [0u8; 2];
+    let mut got = 0;
+    while got < 2 {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return Ok(None),
+            r = tokio::time::timeout(shared.tcp_idle_timeout, rd.read(&mut len[got..])) => match r {
+                // Idle only counts when no answer is pending (RFC 7766 §6.2.3).
+                Err(_) if got == 0 && busy() => continue,
+                Err(_) | Ok(Ok(0)) => return Ok(None),
+                Ok(Ok(n)) => got += n,
+                Ok(Err(e)) => return Err(e),
+            },
+        }
+    }
+    Ok(Some(usize::from(u16::from_be_bytes(len))))
+}

@@ -1,0 +1,153 @@
+//! The `dns64d` binary: CLI, logging, signals. Everything else is the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use dns64d::app::Server;
+use dns64d::config::{Config, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dns64d",
+    version,
+    about = "DNS64 filtering proxy: IPv6-only clients only ever see AAAA answers that route through the NAT64"
+)]
+struct Cli {
+    /// Config file (TOML). Without it, the embedded loopback default is used.
+    #[arg(long, short, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the proxy (the default).
+    Run,
+    /// Validate a config file and print the effective configuration.
+    CheckConfig {
+        /// The file to check (defaults to --config, else the embedded default).
+        file: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::CheckConfig { file } => check_config(file.or(cli.config)),
+        Command::Run => run(cli.config),
+    }
+}
+
+fn check_config(path: Option<PathBuf>) -> ExitCode {
+    match Config::load(path.as_deref()) {
+        Ok(cfg) => {
+            print!("{}", cfg.to_toml());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dns64d: config error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cfg.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn run(path: Option<PathBuf>) -> ExitCode {
+    let cfg = match Config::load(path.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("dns64d: config error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(&cfg);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dns64d: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(cfg))
+}
+
+async fn serve(cfg: Config) -> ExitCode {
+    if cfg.dns64.wkp_maps_private_space() {
+        if cfg.dns64.strict_rfc6052 {
+            tracing::info!(
+                "strict_rfc6052: RFC 1918 and RFC 6598 addresses are not synthesized under 64:ff9b::/96"
+            );
+        } else {
+            tracing::warn!(
+                "64:ff9b::/96 is configured and dns64.mapped includes private IPv4 space: RFC 6052 §3.1 forbids this, \
+                 cloud NAT64 gateways accept it; set dns64.strict_rfc6052 = true to refuse"
+            );
+        }
+    }
+    let summary = format!(
+        "listen={:?} upstreams={:?} prefixes=[{}] filter.a={:?}",
+        cfg.server.listen,
+        cfg.upstream.servers,
+        cfg.dns64
+            .prefixes
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        cfg.filter.a
+    );
+    let server = match Server::bind(cfg).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("dns64d: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        "dns64d serving: {summary}"
+    );
+    let shutdown = CancellationToken::new();
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) else {
+            tracing::error!("cannot install signal handlers");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => tracing::warn!("SIGHUP: config reload is not implemented yet; restart to apply changes"),
+            }
+        }
+        tracing::info!("shutting down: draining in-flight queries");
+        signals.cancel();
+    });
+    server.run(shutdown).await;
+    ExitCode::SUCCESS
+}

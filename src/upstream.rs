@@ -1,0 +1,250 @@
+//! Upstream: sends a query to the configured servers and returns the first
+//! acceptable reply. Owns the only outbound I/O of the data path.
+//!
+//! Anti-spoofing (RFC 5452 §9): every UDP exchange uses a fresh socket (a
+//! random ephemeral source port chosen by the kernel) connected to the
+//! server, so datagrams from any other address never reach us; the reply must
+//! also carry our random ID and the question we asked, else it is dropped and
+//! counted. TC=1 → the same question over TCP (RFC 7766 §5).
+//!
+//! Health: a server that fails `DOWN_AFTER` times in a row is tried last for
+//! `DOWN_FOR`, then traffic probes it again.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::timeout_at;
+
+use crate::config::{UpstreamConfig, unspecified_for};
+use crate::metrics::Metrics;
+use crate::wire::{self, HEADER_LEN, Header, rcode};
+
+/// Consecutive failures that mark a server down.
+pub const DOWN_AFTER: u32 = 3;
+/// How long a down server is tried last.
+pub const DOWN_FOR: Duration = Duration::from_secs(5);
+/// Largest DNS message (RFC 1035 §4.2.2 length prefix).
+const MAX_MESSAGE: usize = 65535;
+
+/// Why no usable reply came back.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// No server answered within `timeout` on any attempt.
+    #[error("no upstream answered in time")]
+    Timeout,
+    /// Sockets failed (unreachable network, refused TCP...).
+    #[error("upstream I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A validated reply, with the ID still ours (the caller restores the client's).
+#[derive(Debug)]
+pub struct Reply {
+    /// The message.
+    pub bytes: Vec<u8>,
+    /// Which server gave it.
+    pub server: SocketAddr,
+}
+
+impl Reply {
+    /// The reply's RCODE (low four bits; enough for the failover decision).
+    pub fn rcode(&self) -> u16 {
+        Header::new(&self.bytes).map_or(rcode::SERVFAIL, |h| h.rcode())
+    }
+}
+
+#[derive(Debug)]
+struct Server {
+    addr: SocketAddr,
+    failures: AtomicU32,
+    /// Milliseconds since `Upstream::epoch` until which the server is down.
+    down_until: AtomicU64,
+}
+
+/// The upstream pool.
+#[derive(Debug)]
+pub struct Upstream {
+    servers: Vec<Server>,
+    timeout: Duration,
+    attempts: u32,
+    epoch: Instant,
+    metrics: Arc<Metrics>,
+}
+
+impl Upstream {
+    /// A pool over `cfg.servers`, tried in order of health.
+    pub fn new(cfg: &UpstreamConfig, metrics: Arc<Metrics>) -> Upstream {
+        Upstream {
+            servers: cfg
+                .servers
+                .iter()
+                .map(|&addr| Server {
+                    addr,
+                    failures: AtomicU32::new(0),
+                    down_until: AtomicU64::new(0),
+                })
+                .collect(),
+            timeout: cfg.timeout,
+            attempts: cfg.attempts,
+            epoch: Instant::now(),
+            metrics,
+        }
+    }
+
+    /// Worst-case time a query can take: `timeout × attempts` (plus a TCP retry).
+    pub fn budget(&self) -> Duration {
+        self.timeout * self.attempts
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Server indexes, healthy ones first (stable: configured order within each group).
+    fn order(&self) -> Vec<usize> {
+        let now = self.now_ms();
+        let mut idx: Vec<usize> = (0..self.servers.len()).collect();
+        idx.sort_by_key(|&i| self.servers[i].down_until.load(Ordering::Relaxed) > now);
+        idx
+    }
+
+    fn mark(&self, i: usize, ok: bool) {
+        let s = &self.servers[i];
+        if ok {
+            s.failures.store(0, Ordering::Relaxed);
+            s.down_until.store(0, Ordering::Relaxed);
+        } else if s.failures.fetch_add(1, Ordering::Relaxed) + 1 >= DOWN_AFTER {
+            s.down_until.store(
+                self.now_ms() + DOWN_FOR.as_millis() as u64,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// Sends `query` (a client's validated query; its ID is replaced) and
+    /// returns the first acceptable reply. SERVFAIL and REFUSED move on to the
+    /// next server; when every attempt gave one, the last such reply is
+    /// returned so the caller can tell SERVFAIL from silence.
+    pub async fn query(&self, query: &[u8]) -> Result<Reply, UpstreamError> {
+        let question_end = wire::question_end(query)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let question = &query[HEADER_LEN..question_end];
+        let mut packet = query.to_vec();
+        let order = self.order();
+        let mut last_error_reply = None;
+        let mut last_err = UpstreamError::Timeout;
+        for attempt in 0..self.attempts as usize {
+            let i = order[attempt % order.len()];
+            let addr = self.servers[i].addr;
+            let id: u16 = rand::random();
+            wire::set_id(&mut packet, id);
+            let started = Instant::now();
+            let result = self.exchange(addr, &packet, id, question).await;
+            self.metrics.upstream_latency(started.elapsed());
+            match result {
+                Ok(bytes) => {
+                    let reply = Reply {
+                        bytes,
+                        server: addr,
+                    };
+                    match reply.rcode() {
+                        rcode::SERVFAIL | rcode::REFUSED => {
+                            self.metrics.count(&self.metrics.upstream_errors);
+                            self.mark(i, false);
+                            last_error_reply = Some(reply);
+                        }
+                        _ => {
+                            self.mark(i, true);
+                            return Ok(reply);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(server = %addr, error = %e, "upstream attempt failed");
+                    self.metrics.count(&self.metrics.upstream_errors);
+                    self.mark(i, false);
+                    last_err = e;
+                }
+            }
+        }
+        last_error_reply.ok_or(last_err)
+    }
+
+    /// One attempt: UDP, then TCP when the UDP reply is truncated.
+    async fn exchange(
+        &self,
+        addr: SocketAddr,
+        packet: &[u8],
+        id: u16,
+        question: &[u8],
+    ) -> Result<Vec<u8>, UpstreamError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let reply = timeout_at(deadline, self.udp(addr, packet, id, question))
+            .await
+            .map_err(|_| UpstreamError::Timeout)??;
+        if !Header::new(&reply).is_some_and(|h| h.tc()) {
+            return Ok(reply);
+        }
+        // The TCP retry gets its own full timeout: the server is known to be alive.
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        timeout_at(deadline, self.tcp(addr, packet, id, question))
+            .await
+            .map_err(|_| UpstreamError::Timeout)?
+    }
+
+    async fn udp(
+        &self,
+        addr: SocketAddr,
+        packet: &[u8],
+        id: u16,
+        question: &[u8],
+    ) -> Result<Vec<u8>, UpstreamError> {
+        let sock = UdpSocket::bind(unspecified_for(&addr)).await?;
+        sock.connect(addr).await?;
+        sock.send(packet).await?;
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        loop {
+            let n = sock.recv(&mut buf).await?;
+            if acceptable(&buf[..n], id, question) {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            // Wrong ID or question: a spoofing attempt or a late reply.
+            self.metrics.count(&self.metrics.upstream_mismatched);
+        }
+    }
+
+    async fn tcp(
+        &self,
+        addr: SocketAddr,
+        packet: &[u8],
+        id: u16,
+        question: &[u8],
+    ) -> Result<Vec<u8>, UpstreamError> {
+        let mut stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let mut framed = Vec::with_capacity(packet.len() + 2);
+        framed.extend_from_slice(&(packet.len() as u16).to_be_bytes());
+        framed.extend_from_slice(packet);
+        stream.write_all(&framed).await?;
+        loop {
+            let len = stream.read_u16().await? as usize;
+            let mut buf = vec![0u8; len];
+            stream.read_exact(&mut buf).await?;
+            if acceptable(&buf, id, question) {
+                return Ok(buf);
+            }
+            self.metrics.count(&self.metrics.upstream_mismatched);
+        }
+    }
+}
+
+/// A reply is ours when it is a response with our ID and our question.
+fn acceptable(reply: &[u8], id: u16, question: &[u8]) -> bool {
+    Header::new(reply).is_some_and(|h| h.qr() && h.id() == id)
+        && wire::same_question(reply, question)
+}
