@@ -292,6 +292,8 @@ impl Dns64 {
         out.metadata.response_code = ResponseCode::NoError;
         // §5.5: we made these records; nothing vouches for them.
         out.metadata.authentic_data = false;
+        // A proxy that made the records is not the authority for them.
+        out.metadata.authoritative = false;
         out.metadata.truncation = false;
         out.queries = template.queries.clone();
         out.answers = answers;
