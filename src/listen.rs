@@ -107,10 +107,10 @@ pub async fn serve_udp(sock: UdpSocket, shared: Shared) {
         let packet = buf[..n].to_vec();
         let (sock, pipeline) = (sock.clone(), shared.pipeline.clone());
         shared.tracker.spawn(async move {
-            if let Some(out) = pipeline.handle(&packet, src.ip(), Transport::Udp).await {
-                if let Err(e) = sock.send_to(&out, src).await {
-                    tracing::debug!(error = %e, %src, "udp send");
-                }
+            if let Some(out) = pipeline.handle(&packet, src.ip(), Transport::Udp).await
+                && let Err(e) = sock.send_to(&out, src).await
+            {
+                tracing::debug!(error = %e, %src, "udp send");
             }
             drop(permit);
         });

@@ -63,10 +63,10 @@ impl Client<'_> {
                 Some((wire::ede::OTHER, "answer could not be encoded")),
             );
         };
-        if let Some(limit) = self.limit {
-            if bytes.len() > limit {
-                bytes = self.truncate(msg, limit);
-            }
+        if let Some(limit) = self.limit
+            && bytes.len() > limit
+        {
+            bytes = self.truncate(msg, limit);
         }
         self.restore_question(&mut bytes);
         bytes
@@ -96,29 +96,33 @@ impl Client<'_> {
     /// case); same length by construction, so compression pointers stay valid.
     fn restore_question(&self, bytes: &mut [u8]) {
         let q = self.query.question();
-        if let Ok(end) = wire::question_end(bytes) {
-            if end - HEADER_LEN == q.len() {
-                bytes[HEADER_LEN..end].copy_from_slice(q);
-            }
+        if let Ok(end) = wire::question_end(bytes)
+            && end - HEADER_LEN == q.len()
+        {
+            bytes[HEADER_LEN..end].copy_from_slice(q);
         }
     }
 
     /// Adapts a raw upstream reply for plain forwarding: client's ID and
     /// question case, and truncation when it does not fit.
     pub fn forward(&self, mut reply: Vec<u8>) -> Vec<u8> {
-        if let Some(limit) = self.limit {
-            if reply.len() > limit {
-                return match Message::from_vec(&reply) {
-                    Ok(msg) => self.encode(msg, None),
-                    Err(_) => self.error(
-                        rcode::SERVFAIL,
-                        Some((wire::ede::OTHER, "upstream reply unparseable")),
-                    ),
-                };
-            }
+        if let Some(limit) = self.limit
+            && reply.len() > limit
+        {
+            return match Message::from_vec(&reply) {
+                Ok(msg) => self.encode(msg, None),
+                Err(_) => self.error(
+                    rcode::SERVFAIL,
+                    Some((wire::ede::OTHER, "upstream reply unparseable")),
+                ),
+            };
         }
         wire::set_id(&mut reply, self.query.header().id());
         self.restore_question(&mut reply);
+        // RFC 6891 §6.2.3: the payload in our OPT is ours, not the upstream's.
+        if let Some(at) = wire::opt_class_offset(&reply) {
+            reply[at..at + 2].copy_from_slice(&self.our_payload.to_be_bytes());
+        }
         reply
     }
 }

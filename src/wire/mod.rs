@@ -244,10 +244,10 @@ impl<'a> Query<'a> {
             qclass,
             edns,
         };
-        if let Some(e) = edns {
-            if e.version != 0 {
-                return Err(WireError::BadVersion(e.version));
-            }
+        if let Some(e) = edns
+            && e.version != 0
+        {
+            return Err(WireError::BadVersion(e.version));
         }
         Ok(q)
     }
@@ -343,6 +343,25 @@ pub fn question_end(buf: &[u8]) -> Result<usize, WireError> {
         return Err(WireError::Malformed("question runs past the end"));
     }
     Ok(end)
+}
+
+/// Offset of the OPT record's CLASS (the advertised payload) in any message,
+/// or `None` when it has no OPT or does not parse.
+pub fn opt_class_offset(buf: &[u8]) -> Option<usize> {
+    let h = Header::new(buf)?;
+    let mut pos = HEADER_LEN;
+    for _ in 0..h.qdcount() {
+        pos = skip_name(buf, pos).ok()? + 4;
+    }
+    let records = u32::from(h.ancount()) + u32::from(h.nscount()) + u32::from(h.arcount());
+    for _ in 0..records {
+        let rr = Record::read(buf, pos).ok()?;
+        if rr.rtype == rtype::OPT {
+            return Some(rr.ttl_at - 2);
+        }
+        pos = rr.end();
+    }
+    None
 }
 
 /// True when `reply`'s question equals `question` (names compared without
