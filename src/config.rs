@@ -184,6 +184,7 @@ struct RawServer {
     max_inflight: Option<u64>,
     max_tcp_connections: Option<u64>,
     drain_timeout: Option<Seconds>,
+    trusted_forwarders: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -192,6 +193,7 @@ struct RawUpstream {
     servers: Option<Vec<String>>,
     timeout: Option<Seconds>,
     attempts: Option<u64>,
+    send_ecs: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -204,6 +206,19 @@ struct RawDns64 {
     never_map: Option<Vec<String>>,
     strict_rfc6052: Option<bool>,
     synthesize_on_error: Option<bool>,
+    order: Option<Order>,
+    parallel_a: Option<bool>,
+    ptr: Option<PtrMode>,
+    zone: Option<Vec<RawZone>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawZone {
+    suffix: String,
+    policy: Option<ZonePolicy>,
+    prefixes: Option<Vec<String>>,
+    filter_a: Option<FilterA>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -252,6 +267,7 @@ pub struct ServerConfig {
     pub max_tcp_connections: usize,
     #[serde(serialize_with = "ser_duration")]
     pub drain_timeout: Duration,
+    pub trusted_forwarders: Vec<IpNet>,
 }
 
 /// `[upstream]`: where queries go.
@@ -261,6 +277,7 @@ pub struct UpstreamConfig {
     #[serde(serialize_with = "ser_duration")]
     pub timeout: Duration,
     pub attempts: u32,
+    pub send_ecs: bool,
 }
 
 /// `[dns64]`: synthesis (SPEC §2, §3).
@@ -273,6 +290,58 @@ pub struct Dns64Config {
     pub never_map: Vec<Ipv4Net>,
     pub strict_rfc6052: bool,
     pub synthesize_on_error: bool,
+    pub order: Order,
+    pub parallel_a: bool,
+    pub ptr: PtrMode,
+    pub zone: Vec<ZoneConfig>,
+}
+
+/// One `[[dns64.zone]]`: a policy for a name suffix (SPEC §3.9).
+#[derive(Debug, Clone, Serialize)]
+pub struct ZoneConfig {
+    /// Lower-case, fully qualified suffix (`corp.example.`).
+    pub suffix: String,
+    pub policy: ZonePolicy,
+    /// Overrides `dns64.prefixes` for names in this zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefixes: Option<Vec<Prefix>>,
+    /// Overrides `filter.a` for names in this zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_a: Option<FilterA>,
+}
+
+/// DNS64 behaviour for a zone (SPEC §3.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ZonePolicy {
+    /// RFC 6147: synthesize only when there is no native AAAA.
+    Native,
+    /// Always synthesize; native AAAA dropped (translate everything).
+    Synthesize,
+    /// Native and synthesized AAAA together, ordered by `dns64.order`.
+    Both,
+    /// No DNS64 and no A filtering: plain forwarding.
+    Off,
+}
+
+/// Order of AAAA groups under `both` (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Order {
+    SynthesizedFirst,
+    NativeFirst,
+}
+
+/// PTR handling for ip6.arpa names inside a prefix (RFC 6147 §5.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PtrMode {
+    /// CNAME to the in-addr.arpa name, followed upstream.
+    Follow,
+    /// CNAME only.
+    Cname,
+    /// Forward untouched.
+    Off,
 }
 
 /// `[filter]`: what DNS64 clients see of A records (SPEC §4).
@@ -351,6 +420,7 @@ const LIST_KEYS: &[&str] = &[
     "dns64.exclude",
     "dns64.mapped",
     "dns64.never_map",
+    "server.trusted_forwarders",
 ];
 
 fn describe_source(path: Option<&Path>, e: config::ConfigError) -> String {
@@ -393,6 +463,12 @@ impl TryFrom<RawConfig> for Config {
                 DEFAULT_MAX_TCP_CONNECTIONS,
             )?,
             drain_timeout: s.drain_timeout.map_or(DEFAULT_DRAIN_TIMEOUT, |d| d.0),
+            trusted_forwarders: parse_list(
+                "server.trusted_forwarders",
+                s.trusted_forwarders,
+                &[],
+                parse_net,
+            )?,
         };
         if server.listen.is_empty() {
             return Err(invalid(
@@ -425,6 +501,7 @@ impl TryFrom<RawConfig> for Config {
                 Some(v) if (1..=10).contains(&v) => v as u32,
                 Some(v) => return Err(invalid("upstream.attempts", v, "must be 1..=10")),
             },
+            send_ecs: u.send_ecs.unwrap_or(false),
         };
 
         let d = raw.dns64;
@@ -447,7 +524,21 @@ impl TryFrom<RawConfig> for Config {
             )?,
             strict_rfc6052: d.strict_rfc6052.unwrap_or(false),
             synthesize_on_error: d.synthesize_on_error.unwrap_or(true),
+            order: d.order.unwrap_or(Order::SynthesizedFirst),
+            parallel_a: d.parallel_a.unwrap_or(false),
+            ptr: d.ptr.unwrap_or(PtrMode::Follow),
+            zone: d
+                .zone
+                .unwrap_or_default()
+                .into_iter()
+                .map(RawZone::parse)
+                .collect::<Result<Vec<_>, _>>()?,
         };
+        for (i, z) in dns64.zone.iter().enumerate() {
+            if dns64.zone[..i].iter().any(|o| o.suffix == z.suffix) {
+                return Err(invalid("dns64.zone.suffix", &z.suffix, "listed twice"));
+            }
+        }
         if dns64.prefixes.is_empty() {
             return Err(invalid(
                 "dns64.prefixes",
@@ -506,6 +597,49 @@ impl Dns64Config {
                 .any(|m| m.contains(&net.network()) || net.contains(&m.network()))
         })
     }
+}
+
+impl RawZone {
+    fn parse(self) -> Result<ZoneConfig, ConfigError> {
+        let suffix = normalize_suffix(&self.suffix)
+            .map_err(|r| invalid("dns64.zone.suffix", &self.suffix, r))?;
+        let prefixes = match self.prefixes {
+            None => None,
+            Some(list) => {
+                let parsed = parse_list("dns64.zone.prefixes", Some(list), &[], |v| {
+                    v.parse::<Prefix>()
+                })?;
+                if parsed.is_empty() {
+                    return Err(invalid(
+                        "dns64.zone.prefixes",
+                        "[]",
+                        "at least one prefix, or leave the key out",
+                    ));
+                }
+                Some(parsed)
+            }
+        };
+        Ok(ZoneConfig {
+            suffix,
+            policy: self.policy.unwrap_or(ZonePolicy::Native),
+            prefixes,
+            filter_a: self.filter_a,
+        })
+    }
+}
+
+/// Lower-cases a zone suffix and makes it fully qualified; checks label lengths.
+fn normalize_suffix(s: &str) -> Result<String, String> {
+    let s = s.trim().to_ascii_lowercase();
+    if s == "." || s.is_empty() {
+        return Ok(".".into());
+    }
+    let fqdn = if s.ends_with('.') { s } else { format!("{s}.") };
+    let labels: Vec<&str> = fqdn[..fqdn.len() - 1].split('.').collect();
+    if labels.iter().any(|l| l.is_empty() || l.len() > 63) || fqdn.len() > 254 {
+        return Err("not a domain name (empty label or label over 63 octets)".into());
+    }
+    Ok(fqdn)
 }
 
 fn parse_list<T>(

@@ -15,7 +15,8 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
-use crate::config::Dns64Config;
+use crate::config::{Dns64Config, Order, ZonePolicy};
+use crate::policy::Rules;
 
 /// Prefix lengths RFC 6052 §2.2 defines an embedding for.
 pub const PREFIX_LENGTHS: [u8; 6] = [32, 40, 48, 56, 64, 96];
@@ -149,7 +150,6 @@ pub enum AaaaVerdict {
 /// Synthesis rules built from `[dns64]`.
 #[derive(Debug, Clone)]
 pub struct Dns64 {
-    prefixes: Vec<Prefix>,
     exclude: Vec<Ipv6Net>,
     mapped: Vec<Ipv4Net>,
     never_map: Vec<Ipv4Net>,
@@ -161,7 +161,6 @@ impl Dns64 {
     /// Builds the rules from the typed config.
     pub fn new(cfg: &Dns64Config) -> Dns64 {
         Dns64 {
-            prefixes: cfg.prefixes.clone(),
             exclude: cfg.exclude.clone(),
             mapped: cfg.mapped.clone(),
             never_map: cfg.never_map.clone(),
@@ -170,14 +169,14 @@ impl Dns64 {
         }
     }
 
-    /// The configured prefixes, in order.
-    pub fn prefixes(&self) -> &[Prefix] {
-        &self.prefixes
-    }
-
     /// Decides from the upstream AAAA response (`None`: it timed out or failed,
     /// which RFC 6147 §5.1.3 treats as empty).
-    pub fn after_aaaa(&self, qname: &Name, resp: Option<&Message>) -> AaaaVerdict {
+    pub fn after_aaaa(
+        &self,
+        policy: ZonePolicy,
+        qname: &Name,
+        resp: Option<&Message>,
+    ) -> AaaaVerdict {
         let Some(resp) = resp else {
             return AaaaVerdict::Synthesize {
                 target: qname.clone(),
@@ -186,16 +185,17 @@ impl Dns64 {
         match resp.metadata.response_code {
             // §5.1.2: NXDOMAIN is final.
             ResponseCode::NXDomain => AaaaVerdict::Return,
-            ResponseCode::NoError => {
-                if resp.answers.iter().any(|r| self.is_native_aaaa(r)) {
-                    AaaaVerdict::Return
-                } else {
-                    // §5.1.5: synthesize for the last name of the chain.
-                    AaaaVerdict::Synthesize {
-                        target: chain_end(qname, &resp.answers),
-                    }
-                }
+            // `synthesize` and `both` want the A records whatever AAAA says.
+            ResponseCode::NoError
+                if policy == ZonePolicy::Native
+                    && resp.answers.iter().any(|r| self.is_native_aaaa(r)) =>
+            {
+                AaaaVerdict::Return
             }
+            // §5.1.5: synthesize for the last name of the chain.
+            ResponseCode::NoError => AaaaVerdict::Synthesize {
+                target: chain_end(qname, &resp.answers),
+            },
             // §5.1.2: any other rcode is treated like an empty answer,
             // unless the operator wants synthesis only for NODATA.
             _ if self.synthesize_on_error => AaaaVerdict::Synthesize {
@@ -213,10 +213,14 @@ impl Dns64 {
         }
     }
 
-    /// Removes excluded AAAA records from the answer section (§5.1.4).
-    pub fn remove_excluded(&self, msg: &mut Message) {
-        msg.answers
-            .retain(|r| r.record_type() != RecordType::AAAA || self.is_native_aaaa(r));
+    /// Removes the AAAA records a client under `policy` must not see from a
+    /// returned upstream answer: excluded ones (§5.1.4), or all of them under
+    /// `synthesize` (translate-all).
+    pub fn remove_unwanted_aaaa(&self, policy: ZonePolicy, msg: &mut Message) {
+        msg.answers.retain(|r| {
+            r.record_type() != RecordType::AAAA
+                || (policy != ZonePolicy::Synthesize && self.is_native_aaaa(r))
+        });
     }
 
     /// True when `v4` may be synthesized under `prefix` (SPEC §2).
@@ -233,10 +237,11 @@ impl Dns64 {
     /// One AAAA per usable A per prefix, prefixes in configured order.
     pub fn synthesize_records<'a>(
         &'a self,
+        prefixes: &'a [Prefix],
         a_records: &'a [Record],
         ttl_cap: u32,
     ) -> impl Iterator<Item = Record> + 'a {
-        self.prefixes.iter().flat_map(move |p| {
+        prefixes.iter().flat_map(move |p| {
             a_records.iter().filter_map(move |r| match &r.data {
                 RData::A(a) if self.may_map(a.0, p) => Some(Record::from_rdata(
                     r.name.clone(),
@@ -251,16 +256,22 @@ impl Dns64 {
     /// Builds the synthesized answer from the AAAA response (if any) and the
     /// A response for `target` (§5.1.6, §5.1.7). `None` when there is nothing
     /// usable to synthesize: the caller returns the original AAAA response.
-    pub fn synthesize(&self, qname: &Name, aaaa: Option<&Message>, a: &Message) -> Option<Message> {
+    pub fn synthesize(
+        &self,
+        rules: &Rules<'_>,
+        qname: &Name,
+        aaaa: Option<&Message>,
+        a: &Message,
+    ) -> Option<Message> {
         if a.metadata.response_code != ResponseCode::NoError {
             return None;
         }
         let ttl_cap = aaaa.and_then(negative_ttl).unwrap_or(NO_SOA_TTL_CAP);
 
         // Chain records: those the AAAA response carried, then any the A
-        // response adds beyond them.
+        // response adds beyond them (with `parallel_a` the A response carries
+        // the whole chain itself).
         let mut answers: Vec<Record> = aaaa.map(|m| chain_records(&m.answers)).unwrap_or_default();
-        let start = chain_end(qname, &answers);
         for r in chain_records(&a.answers) {
             if !answers
                 .iter()
@@ -269,17 +280,32 @@ impl Dns64 {
                 answers.push(r);
             }
         }
-        let owner = chain_end(&start, &answers);
+        let owner = chain_end(qname, &answers);
         let a_records: Vec<Record> = a
             .answers
             .iter()
             .filter(|r| r.record_type() == RecordType::A && r.name == owner)
             .cloned()
             .collect();
-        let before = answers.len();
-        answers.extend(self.synthesize_records(&a_records, ttl_cap));
-        if answers.len() == before {
+        let synthesized: Vec<Record> = self
+            .synthesize_records(rules.prefixes, &a_records, ttl_cap)
+            .collect();
+        if synthesized.is_empty() {
             return None;
+        }
+        // SPEC §5: under `both`, native AAAA join in the configured order.
+        let native: Vec<Record> = match (rules.policy, aaaa) {
+            (ZonePolicy::Both, Some(m)) => m
+                .answers
+                .iter()
+                .filter(|r| self.is_native_aaaa(r))
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        match rules.order {
+            Order::SynthesizedFirst => answers.extend(synthesized.into_iter().chain(native)),
+            Order::NativeFirst => answers.extend(native.into_iter().chain(synthesized)),
         }
 
         let template = aaaa.unwrap_or(a);
@@ -300,6 +326,68 @@ impl Dns64 {
         out.edns = template.edns.clone();
         Some(out)
     }
+}
+
+/// TTL of locally answered `ipv4only.arpa.` records: the answer only changes
+/// with our config, and RFC 7050 §3 clients re-discover when it expires.
+pub const IPV4ONLY_TTL: u32 = 3600;
+
+/// The well-known IPv4 addresses of `ipv4only.arpa.` (RFC 7050 §2.2, RFC 8880 §2).
+pub const IPV4ONLY_ADDRS: [Ipv4Addr; 2] =
+    [Ipv4Addr::new(192, 0, 0, 170), Ipv4Addr::new(192, 0, 0, 171)];
+
+/// True for `ipv4only.arpa.` in wire form, any case.
+pub fn is_ipv4only(qname: &[u8]) -> bool {
+    qname.eq_ignore_ascii_case(b"\x08ipv4only\x04arpa\x00")
+}
+
+/// The records `ipv4only.arpa.` answers with locally (RFC 8880 §7.1): A, or
+/// AAAA synthesized under every prefix so clients discover them (RFC 7050).
+pub fn ipv4only_records(owner: &Name, qtype: RecordType, prefixes: &[Prefix]) -> Vec<Record> {
+    let a = |v4| {
+        Record::from_rdata(
+            owner.clone(),
+            IPV4ONLY_TTL,
+            RData::A(hickory_proto::rr::rdata::A(v4)),
+        )
+    };
+    match qtype {
+        RecordType::A => IPV4ONLY_ADDRS.iter().map(|&v4| a(v4)).collect(),
+        RecordType::AAAA => prefixes
+            .iter()
+            .flat_map(|p| {
+                IPV4ONLY_ADDRS.iter().map(|&v4| {
+                    Record::from_rdata(owner.clone(), IPV4ONLY_TTL, RData::AAAA(AAAA(p.embed(v4))))
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// RFC 6147 §5.3.1: the in-addr.arpa name for a full ip6.arpa name whose
+/// address lies inside one of `prefixes`, or `None` (forward untouched).
+/// Any prefix length works because the whole 128-bit address is rebuilt
+/// from its 32 nibble labels before extraction.
+pub fn ptr_target(qname: &Name, prefixes: &[Prefix]) -> Option<Name> {
+    let labels: Vec<&[u8]> = qname.iter().collect();
+    if labels.len() != 34
+        || !labels[32].eq_ignore_ascii_case(b"ip6")
+        || !labels[33].eq_ignore_ascii_case(b"arpa")
+    {
+        return None;
+    }
+    let mut addr: u128 = 0;
+    // Least significant nibble first (RFC 3596 §2.5).
+    for (i, label) in labels[..32].iter().enumerate() {
+        let [c] = label else { return None };
+        let nibble = (*c as char).to_digit(16)?;
+        addr |= u128::from(nibble) << (4 * i);
+    }
+    let v6 = Ipv6Addr::from(addr);
+    let v4 = prefixes.iter().find_map(|p| p.extract(v6))?;
+    let [a, b, c, d] = v4.octets();
+    Name::from_ascii(format!("{d}.{c}.{b}.{a}.in-addr.arpa.")).ok()
 }
 
 /// RFC 2308 §3 negative TTL: min(SOA TTL, SOA MINIMUM) of the authority SOA.
@@ -341,6 +429,7 @@ fn chain_records(records: &[Record]) -> Vec<Record> {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::policy::{Policy, to_wire};
     use hickory_proto::op::{MessageType, OpCode};
     use hickory_proto::rr::rdata::{A, CNAME, SOA};
 
@@ -403,12 +492,171 @@ mod tests {
         );
     }
 
-    fn rules(extra: &str) -> Dns64 {
+    /// Synthesis rules plus the policy that picks per-name rules.
+    struct T {
+        d: Dns64,
+        p: Policy,
+    }
+
+    impl T {
+        fn synthesize(&self, q: &Name, aaaa: Option<&Message>, a: &Message) -> Option<Message> {
+            self.d
+                .synthesize(&self.p.rules(&to_wire(&q.to_ascii())), q, aaaa, a)
+        }
+        fn after_aaaa(&self, q: &Name, resp: Option<&Message>) -> AaaaVerdict {
+            self.d
+                .after_aaaa(self.p.rules(&to_wire(&q.to_ascii())).policy, q, resp)
+        }
+        fn may_map(&self, v4: Ipv4Addr, p: &Prefix) -> bool {
+            self.d.may_map(v4, p)
+        }
+    }
+
+    fn rules(extra: &str) -> T {
         let c = Config::from_toml(&format!(
             "[upstream]\nservers=[\"127.0.0.1\"]\n[dns64]\n{extra}"
         ))
         .unwrap();
-        Dns64::new(&c.dns64)
+        T {
+            d: Dns64::new(&c.dns64),
+            p: Policy::new(&c),
+        }
+    }
+
+    fn aaaa(owner: &str, ip: &str) -> Record {
+        Record::from_rdata(name(owner), 60, RData::AAAA(AAAA(ip.parse().unwrap())))
+    }
+
+    const BOTH: &str = "[[dns64.zone]]\nsuffix = \"both.example.\"\npolicy = \"both\"\n[[dns64.zone]]\nsuffix = \"all.example.\"\npolicy = \"synthesize\"\n";
+
+    #[test]
+    fn both_policy_orders_synthesized_first_by_default_and_native_first_on_request() {
+        let native = response(
+            ResponseCode::NoError,
+            vec![aaaa("x.both.example.", "2001:db8::1")],
+            vec![],
+        );
+        let a_resp = response(
+            ResponseCode::NoError,
+            vec![a("x.both.example.", 60, "192.0.2.1")],
+            vec![],
+        );
+        let q = name("x.both.example.");
+        let t = rules(BOTH);
+        assert!(
+            matches!(
+                t.after_aaaa(&q, Some(&native)),
+                AaaaVerdict::Synthesize { .. }
+            ),
+            "both asks for A"
+        );
+        let got: Vec<String> = t
+            .synthesize(&q, Some(&native), &a_resp)
+            .unwrap()
+            .answers
+            .iter()
+            .map(|r| r.data.to_string())
+            .collect();
+        assert_eq!(got, vec!["64:ff9b::c000:201", "2001:db8::1"]);
+        let t = rules(&format!("order = \"native-first\"\n{BOTH}"));
+        let got: Vec<String> = t
+            .synthesize(&q, Some(&native), &a_resp)
+            .unwrap()
+            .answers
+            .iter()
+            .map(|r| r.data.to_string())
+            .collect();
+        assert_eq!(got, vec!["2001:db8::1", "64:ff9b::c000:201"]);
+    }
+
+    #[test]
+    fn synthesize_policy_drops_native_aaaa() {
+        let q = name("x.all.example.");
+        let native = response(
+            ResponseCode::NoError,
+            vec![aaaa("x.all.example.", "2001:db8::1")],
+            vec![],
+        );
+        let a_resp = response(
+            ResponseCode::NoError,
+            vec![a("x.all.example.", 60, "192.0.2.1")],
+            vec![],
+        );
+        let t = rules(BOTH);
+        assert!(matches!(
+            t.after_aaaa(&q, Some(&native)),
+            AaaaVerdict::Synthesize { .. }
+        ));
+        let got: Vec<String> = t
+            .synthesize(&q, Some(&native), &a_resp)
+            .unwrap()
+            .answers
+            .iter()
+            .map(|r| r.data.to_string())
+            .collect();
+        assert_eq!(got, vec!["64:ff9b::c000:201"]);
+        let mut orig = native.clone();
+        t.d.remove_unwanted_aaaa(ZonePolicy::Synthesize, &mut orig);
+        assert!(orig.answers.is_empty());
+    }
+
+    /// The reverse name of `v6`, nibble by nibble (RFC 3596 §2.5).
+    fn reverse(v6: Ipv6Addr) -> Name {
+        let hex: Vec<String> = format!("{:032x}", u128::from(v6))
+            .chars()
+            .rev()
+            .map(|c| c.to_string())
+            .collect();
+        Name::from_ascii(format!("{}.ip6.arpa.", hex.join("."))).unwrap()
+    }
+
+    #[test]
+    fn ptr_of_a_synthesized_address_points_at_the_ipv4_reverse_name_for_every_prefix_length() {
+        let v4: Ipv4Addr = "192.0.2.33".parse().unwrap();
+        for (prefix, _) in RFC6052_TABLE {
+            let pre = p(prefix);
+            let target = ptr_target(&reverse(pre.embed(v4)), &[pre]).unwrap();
+            assert_eq!(target, name("33.2.0.192.in-addr.arpa."), "{prefix}");
+        }
+    }
+
+    #[test]
+    fn ptr_outside_every_prefix_or_malformed_is_not_ours() {
+        let wkp = [p("64:ff9b::/96")];
+        assert_eq!(
+            ptr_target(&reverse("2001:db8::1".parse().unwrap()), &wkp),
+            None
+        );
+        assert_eq!(
+            ptr_target(&name("1.0.0.2.ip6.arpa."), &wkp),
+            None,
+            "too few nibbles"
+        );
+        let bad = reverse(p("64:ff9b::/96").embed([192, 0, 2, 1].into()))
+            .to_ascii()
+            .replacen('1', "g", 1);
+        assert_eq!(ptr_target(&name(&bad), &wkp), None, "non-hex label");
+    }
+
+    #[test]
+    fn ipv4only_arpa_answers_under_every_prefix() {
+        let owner = name("ipv4only.arpa.");
+        let prefixes = [p("64:ff9b::/96"), p("2001:db8::/32")];
+        let got: Vec<String> = ipv4only_records(&owner, RecordType::AAAA, &prefixes)
+            .iter()
+            .map(|r| r.data.to_string())
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "64:ff9b::c000:aa",
+                "64:ff9b::c000:ab",
+                "2001:db8:c000:aa::",
+                "2001:db8:c000:ab::"
+            ]
+        );
+        assert_eq!(ipv4only_records(&owner, RecordType::A, &prefixes).len(), 2);
+        assert!(is_ipv4only(b"\x08IPv4only\x04ARPA\x00"));
     }
 
     fn name(s: &str) -> Name {

@@ -7,16 +7,19 @@
 //! Data path position: `upstream → dns64 → filter → reply`.
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::rdata::SOA;
+use hickory_proto::rr::rdata::svcb::{Mandatory, SVCB, SvcParamKey, SvcParamValue};
+use hickory_proto::rr::rdata::{HTTPS, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::config::FilterA;
-use crate::dns64::{Dns64, chain_end};
+use crate::dns64::{Dns64, Prefix, chain_end};
 
-/// Removes A records and the RRSIGs that cover them from every section; under
-/// `rewrite`, A glue in the additional section becomes synthesized AAAA.
-/// Returns how many A records were removed.
-pub fn enforce(msg: &mut Message, mode: FilterA, dns64: &Dns64) -> usize {
+/// Removes A records and the RRSIGs that cover them from every section, and
+/// `ipv4hint` from HTTPS/SVCB records (RFC 9460 §7.3 forbids synthesizing
+/// from it, and browsers would connect over IPv4); under `rewrite`, A glue in
+/// the additional section becomes synthesized AAAA. Returns how many A
+/// records were removed.
+pub fn enforce(msg: &mut Message, mode: FilterA, prefixes: &[Prefix], dns64: &Dns64) -> usize {
     if mode == FilterA::Pass {
         return 0;
     }
@@ -28,13 +31,41 @@ pub fn enforce(msg: &mut Message, mode: FilterA, dns64: &Dns64) -> usize {
             .filter(|r| r.record_type() == RecordType::A)
             .cloned()
             .collect();
-        let synthesized: Vec<Record> = dns64.synthesize_records(&glue, u32::MAX).collect();
+        let synthesized: Vec<Record> = dns64
+            .synthesize_records(prefixes, &glue, u32::MAX)
+            .collect();
         removed += strip(&mut msg.additionals);
         msg.additionals.extend(synthesized);
     } else {
         removed += strip(&mut msg.additionals);
     }
+    for r in msg
+        .answers
+        .iter_mut()
+        .chain(msg.authorities.iter_mut())
+        .chain(msg.additionals.iter_mut())
+    {
+        match &mut r.data {
+            RData::SVCB(svcb) | RData::HTTPS(HTTPS(svcb)) => drop_ipv4hint(svcb),
+            _ => {}
+        }
+    }
     removed
+}
+
+/// Removes `ipv4hint` (and its mention in `mandatory`, which would otherwise
+/// make the record invalid, RFC 9460 §8). Keys stay in ascending order
+/// because only removals happen.
+fn drop_ipv4hint(svcb: &mut SVCB) {
+    svcb.svc_params.retain(|(k, _)| *k != SvcParamKey::Ipv4Hint);
+    for (_, v) in svcb.svc_params.iter_mut() {
+        if let SvcParamValue::Mandatory(Mandatory(keys)) = v {
+            keys.retain(|k| *k != SvcParamKey::Ipv4Hint);
+        }
+    }
+    svcb.svc_params.retain(
+        |(_, v)| !matches!(v, SvcParamValue::Mandatory(Mandatory(keys)) if keys.is_empty()),
+    );
 }
 
 fn strip(section: &mut Vec<Record>) -> usize {
@@ -57,11 +88,14 @@ fn rrsig_covers_a(r: &Record) -> bool {
     }
 }
 
-/// After stripping an A answer: a NOERROR answer without A records is NODATA
-/// (RFC 2308 §2.2) and needs an SOA so caches in front of us can cache it;
-/// keep the upstream's or make one with `filter.negative_ttl`.
-pub fn ensure_nodata_soa(msg: &mut Message, qname: &Name, negative_ttl: u32) {
-    if msg.metadata.response_code != ResponseCode::NoError {
+/// A NOERROR answer without records of the asked type (after stripping A,
+/// or dropping AAAA under `synthesize`) is NODATA (RFC 2308 §2.2) and needs an
+/// SOA so caches in front of us can cache it; keep the upstream's or make one
+/// with `filter.negative_ttl`.
+pub fn ensure_nodata_soa(msg: &mut Message, qname: &Name, qtype: RecordType, negative_ttl: u32) {
+    if msg.metadata.response_code != ResponseCode::NoError
+        || msg.answers.iter().any(|r| r.record_type() == qtype)
+    {
         return;
     }
     if msg
@@ -130,6 +164,10 @@ mod tests {
         )
     }
 
+    fn wkp() -> Vec<Prefix> {
+        vec!["64:ff9b::/96".parse().unwrap()]
+    }
+
     fn a(owner: &str, ip: &str) -> Record {
         Record::from_rdata(name(owner), 60, RData::A(A(ip.parse().unwrap())))
     }
@@ -166,7 +204,7 @@ mod tests {
         let mut m = msg();
         m.answers.push(a("x.example.", "192.0.2.1"));
         m.authorities.push(a("ns.example.", "192.0.2.53"));
-        let removed = enforce(&mut m, FilterA::Strip, &dns64());
+        let removed = enforce(&mut m, FilterA::Strip, &wkp(), &dns64());
         assert_eq!(removed, 4);
         assert!(m.all_sections().all(|r| r.record_type() != RecordType::A));
         assert_eq!(m.answers.len(), 2, "MX and its RRSIG stay");
@@ -176,7 +214,7 @@ mod tests {
     #[test]
     fn rewrite_turns_a_glue_into_synthesized_aaaa() {
         let mut m = msg();
-        enforce(&mut m, FilterA::Rewrite, &dns64());
+        enforce(&mut m, FilterA::Rewrite, &wkp(), &dns64());
         let glue: Vec<_> = m
             .additionals
             .iter()
@@ -192,9 +230,65 @@ mod tests {
     }
 
     #[test]
+    fn ipv4hint_is_removed_from_https_records_and_from_mandatory() {
+        use hickory_proto::rr::rdata::svcb::{Alpn, IpHint};
+        let svcb = SVCB::new(
+            1,
+            Name::root(),
+            vec![
+                (
+                    SvcParamKey::Mandatory,
+                    SvcParamValue::Mandatory(Mandatory(vec![
+                        SvcParamKey::Alpn,
+                        SvcParamKey::Ipv4Hint,
+                    ])),
+                ),
+                (
+                    SvcParamKey::Alpn,
+                    SvcParamValue::Alpn(Alpn(vec!["h2".into()])),
+                ),
+                (
+                    SvcParamKey::Ipv4Hint,
+                    SvcParamValue::Ipv4Hint(IpHint(vec![A([192, 0, 2, 1].into())])),
+                ),
+                (
+                    SvcParamKey::Ipv6Hint,
+                    SvcParamValue::Ipv6Hint(IpHint(vec![AAAA("2001:db8::1".parse().unwrap())])),
+                ),
+            ],
+        );
+        let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+        m.answers = vec![Record::from_rdata(
+            name("svc.example."),
+            60,
+            RData::HTTPS(HTTPS(svcb)),
+        )];
+        enforce(&mut m, FilterA::Strip, &wkp(), &dns64());
+        let RData::HTTPS(HTTPS(out)) = &m.answers[0].data else {
+            panic!()
+        };
+        let keys: Vec<SvcParamKey> = out.svc_params.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            keys,
+            vec![
+                SvcParamKey::Mandatory,
+                SvcParamKey::Alpn,
+                SvcParamKey::Ipv6Hint
+            ]
+        );
+        assert_eq!(
+            out.svc_params[0].1,
+            SvcParamValue::Mandatory(Mandatory(vec![SvcParamKey::Alpn]))
+        );
+        // Re-encodes and decodes to the same record.
+        let bytes = m.to_vec().unwrap();
+        assert_eq!(Message::from_vec(&bytes).unwrap().answers, m.answers);
+    }
+
+    #[test]
     fn pass_leaves_a_records_alone() {
         let mut m = msg();
-        assert_eq!(enforce(&mut m, FilterA::Pass, &dns64()), 0);
+        assert_eq!(enforce(&mut m, FilterA::Pass, &wkp(), &dns64()), 0);
         assert_eq!(m.additionals.len(), 2);
     }
 
@@ -206,7 +300,7 @@ mod tests {
             60,
             RData::CNAME(CNAME(name("v4.example."))),
         )];
-        ensure_nodata_soa(&mut m, &name("www.example."), 30);
+        ensure_nodata_soa(&mut m, &name("www.example."), RecordType::A, 30);
         let soa = &m.authorities[0];
         assert_eq!(soa.name, name("v4.example."));
         assert_eq!(soa.ttl, 30);

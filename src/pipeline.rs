@@ -1,23 +1,25 @@
 //! The path of one query, one call per step:
-//! `wire` (parse) → `policy` (who) → `upstream` (ask) → `dns64` | `filter`
-//! (synthesize, strip) → `reply` (echo, EDNS, truncate).
+//! `wire` (parse) → `policy` (who, which rules) → `upstream` (ask) →
+//! `dns64` | `filter` (synthesize, strip) → `reply` (echo, EDNS, truncate).
 //!
 //! Transport-agnostic: `listen` hands in bytes and a source address and
 //! sends back whatever comes out.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as HQuery};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as HQuery, ResponseCode};
+use hickory_proto::rr::rdata::CNAME;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-use crate::config::{Config, FilterA};
-use crate::dns64::{AaaaVerdict, Dns64};
+use crate::config::{Config, FilterA, PtrMode, ZonePolicy};
+use crate::dns64::{self, AaaaVerdict, Dns64, Prefix};
 use crate::error;
 use crate::filter::{self, AFailure};
 use crate::metrics::Metrics;
-use crate::policy::{Policy, Treatment};
+use crate::policy::{Policy, Rules, Treatment};
 use crate::reply::Client;
 use crate::upstream::{Reply, Upstream, UpstreamError};
 use crate::wire::{self, Query, ede, rcode, rtype};
@@ -38,21 +40,47 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
     udp_payload: u16,
     negative_ttl: u32,
+    send_ecs: bool,
+    parallel_a: bool,
+    /// Every prefix any rule uses: PTR and ipv4only.arpa answer for all.
+    all_prefixes: Vec<Prefix>,
 }
 
 /// RFC 1035 class IN; DNS64 applies to nothing else.
 const CLASS_IN: u16 = 1;
 
+/// TTL of the CNAME a PTR query inside a prefix gets (RFC 6147 §5.3.1): the
+/// mapping is static, a modest TTL lets a prefix change propagate.
+pub const PTR_CNAME_TTL: u32 = 600;
+
+/// One query on its way: the client's view and the bytes sent upstream
+/// (the client's, minus an ECS option we must not pass on).
+struct Ask<'a> {
+    client: Client<'a>,
+    bytes: &'a [u8],
+    rules: Rules<'a>,
+}
+
+impl Ask<'_> {
+    fn query(&self) -> &Query<'_> {
+        self.client.query
+    }
+}
+
 impl Pipeline {
     /// Builds the pipeline from a config.
     pub fn new(cfg: &Config, metrics: Arc<Metrics>) -> Pipeline {
+        let policy = Policy::new(cfg);
         Pipeline {
-            policy: Policy::new(cfg),
+            all_prefixes: policy.all_prefixes(),
+            policy,
             dns64: Dns64::new(&cfg.dns64),
             upstream: Upstream::new(&cfg.upstream, metrics.clone()),
             metrics,
             udp_payload: cfg.server.udp_payload,
             negative_ttl: cfg.filter.negative_ttl,
+            send_ecs: cfg.upstream.send_ecs,
+            parallel_a: cfg.dns64.parallel_a,
         }
     }
 
@@ -86,13 +114,26 @@ impl Pipeline {
             limit: (transport == Transport::Udp).then(|| query.udp_limit(self.udp_payload)),
             our_payload: self.udp_payload,
         };
-        let out = match self.policy.classify(src) {
+        // RFC 7871 §7.1.2: ECS is ours to drop; SPEC §1: only when asked to keep it.
+        let bytes: Cow<'_, [u8]> = match wire::without_ecs(&query) {
+            Some(stripped) if !self.send_ecs => Cow::Owned(stripped),
+            _ => Cow::Borrowed(packet),
+        };
+        let ask = Ask {
+            client,
+            bytes: &bytes,
+            rules: self.policy.rules(query.qname()),
+        };
+        let out = match self.policy.classify(self.policy.client_ip(src, &query)) {
             Treatment::Refuse => {
                 self.metrics.count(&self.metrics.refused);
-                client.error(rcode::REFUSED, Some((ede::PROHIBITED, "")))
+                ask.client
+                    .error(rcode::REFUSED, Some((ede::PROHIBITED, "")))
             }
-            Treatment::Dns64 if query.qclass == CLASS_IN => self.for_dns64_client(&client).await,
-            Treatment::Dns64 | Treatment::Plain => self.forward(&client).await,
+            Treatment::Dns64 if query.qclass == CLASS_IN && ask.rules.policy != ZonePolicy::Off => {
+                self.for_dns64_client(&ask).await
+            }
+            Treatment::Dns64 | Treatment::Plain => self.forward(&ask).await,
         };
         if wire::Header::new(&out).is_some_and(|h| h.rcode() == rcode::SERVFAIL) {
             self.metrics.count(&self.metrics.servfail);
@@ -101,44 +142,51 @@ impl Pipeline {
     }
 
     /// Plain forwarding: the upstream's reply with the client's ID.
-    async fn forward(&self, client: &Client<'_>) -> Vec<u8> {
-        match self.upstream.query(client.query.bytes()).await {
-            Ok(reply) => client.forward(reply.bytes),
-            Err(e) => self.unreachable(client, &e),
+    async fn forward(&self, ask: &Ask<'_>) -> Vec<u8> {
+        match self.upstream.query(ask.bytes).await {
+            Ok(reply) => ask.client.forward(reply.bytes),
+            Err(e) => self.unreachable(ask, &e),
         }
     }
 
     /// SERVFAIL with RFC 8914 code 22 when no upstream gave any reply.
-    fn unreachable(&self, client: &Client<'_>, e: &UpstreamError) -> Vec<u8> {
-        client.error(
+    fn unreachable(&self, ask: &Ask<'_>, e: &UpstreamError) -> Vec<u8> {
+        ask.client.error(
             rcode::SERVFAIL,
             Some((ede::NO_REACHABLE_AUTHORITY, &e.to_string())),
         )
     }
 
-    async fn for_dns64_client(&self, client: &Client<'_>) -> Vec<u8> {
-        let mode = self.policy.filter_a();
-        match client.query.qtype {
-            rtype::AAAA => self.aaaa(client, mode).await,
-            rtype::A if mode != FilterA::Pass => self.filtered_a(client, mode).await,
-            _ if mode == FilterA::Pass => self.forward(client).await,
-            _ => match self.upstream.query(client.query.bytes()).await {
-                Ok(reply) => self.filtered(client, reply, mode),
-                Err(e) => self.unreachable(client, &e),
+    async fn for_dns64_client(&self, ask: &Ask<'_>) -> Vec<u8> {
+        let q = ask.query();
+        let mode = ask.rules.filter_a;
+        if dns64::is_ipv4only(q.qname()) && matches!(q.qtype, rtype::A | rtype::AAAA) {
+            return self.ipv4only(ask);
+        }
+        if q.qtype == rtype::PTR && self.policy.ptr() != PtrMode::Off {
+            if let Some(out) = self.ptr(ask).await {
+                return out;
+            }
+        }
+        match q.qtype {
+            rtype::AAAA => self.aaaa(ask).await,
+            rtype::A if mode != FilterA::Pass => self.filtered_a(ask).await,
+            _ if mode == FilterA::Pass => self.forward(ask).await,
+            _ => match self.upstream.query(ask.bytes).await {
+                Ok(reply) => self.filtered(ask, reply),
+                Err(e) => self.unreachable(ask, &e),
             },
         }
     }
 
     /// Any reply for a DNS64 client under strip/rewrite: untouched bytes when
     /// there is nothing to strip, else filtered and re-encoded.
-    fn filtered(&self, client: &Client<'_>, reply: Reply, mode: FilterA) -> Vec<u8> {
+    fn filtered(&self, ask: &Ask<'_>, reply: Reply) -> Vec<u8> {
         match Message::from_vec(&reply.bytes) {
-            Ok(msg) if !msg.all_sections().any(|r| r.record_type() == RecordType::A) => {
-                client.forward(reply.bytes)
-            }
-            Ok(msg) => self.finish(client, msg, mode),
+            Ok(msg) if !needs_filter(&msg) => ask.client.forward(reply.bytes),
+            Ok(msg) => self.finish(ask, msg),
             // Cannot prove it holds no A record: never pass it on.
-            Err(_) => client.error(
+            Err(_) => ask.client.error(
                 rcode::SERVFAIL,
                 Some((ede::OTHER, "upstream reply unparseable")),
             ),
@@ -146,64 +194,98 @@ impl Pipeline {
     }
 
     /// Last step for every parsed answer to a DNS64 client: the A filter,
-    /// then the reply encoding.
-    fn finish(&self, client: &Client<'_>, mut msg: Message, mode: FilterA) -> Vec<u8> {
-        let stripped = filter::enforce(&mut msg, mode, &self.dns64);
+    /// the NODATA SOA where records were removed, then the reply encoding.
+    fn finish(&self, ask: &Ask<'_>, mut msg: Message) -> Vec<u8> {
+        let stripped = filter::enforce(
+            &mut msg,
+            ask.rules.filter_a,
+            ask.rules.prefixes,
+            &self.dns64,
+        );
         self.metrics.add(&self.metrics.a_stripped, stripped as u64);
-        client.encode(msg, None)
+        let qtype = RecordType::from(ask.query().qtype);
+        if stripped > 0 || qtype == RecordType::AAAA {
+            if let Some(qname) = qname(ask.query()) {
+                filter::ensure_nodata_soa(&mut msg, &qname, qtype, self.negative_ttl);
+            }
+        }
+        ask.client.encode(msg, None)
     }
 
-    /// AAAA from a DNS64 client: RFC 6147 §5.1.
-    async fn aaaa(&self, client: &Client<'_>, mode: FilterA) -> Vec<u8> {
-        let query = client.query;
+    /// AAAA from a DNS64 client: RFC 6147 §5.1, with the zone policy.
+    async fn aaaa(&self, ask: &Ask<'_>) -> Vec<u8> {
+        let query = ask.query();
         // §5.5: DO=1 and CD=1: the client validates; no synthesis.
         if query.dnssec_ok() && query.header().cd() {
-            return match self.upstream.query(query.bytes()).await {
-                Ok(reply) => self.filtered(client, reply, mode),
-                Err(e) => self.unreachable(client, &e),
+            return match self.upstream.query(ask.bytes).await {
+                Ok(reply) => self.filtered(ask, reply),
+                Err(e) => self.unreachable(ask, &e),
             };
         }
         let Some(qname) = qname(query) else {
-            return client.error(rcode::FORMERR, None);
+            return ask.client.error(rcode::FORMERR, None);
         };
-        let aaaa = self.upstream.query(query.bytes()).await;
+        let a_query = wire::with_qtype(query, ask.bytes, rtype::A);
+        // §5.1.8: asking A alongside AAAA saves a round trip; the answer is
+        // the same as the sequential one because synthesis merges the chain
+        // the A response carries itself.
+        let (aaaa, early_a) = if self.parallel_a {
+            let (aaaa, a) = tokio::join!(
+                self.upstream.query(ask.bytes),
+                self.upstream.query(&a_query)
+            );
+            (aaaa, a.ok().and_then(|r| answered(&r.bytes)))
+        } else {
+            (self.upstream.query(ask.bytes).await, None)
+        };
         let aaaa_msg = aaaa
             .as_ref()
             .ok()
             .and_then(|r| Message::from_vec(&r.bytes).ok());
+        let policy = ask.rules.policy;
         let original = |msg: Option<Message>| match msg {
             Some(mut m) => {
-                self.dns64.remove_excluded(&mut m);
-                self.finish(client, m, mode)
+                self.dns64.remove_unwanted_aaaa(policy, &mut m);
+                self.finish(ask, m)
             }
             None => match &aaaa {
-                Err(e) => self.unreachable(client, e),
-                Ok(_) => client.error(
+                Err(e) => self.unreachable(ask, e),
+                Ok(_) => ask.client.error(
                     rcode::SERVFAIL,
                     Some((ede::OTHER, "upstream reply unparseable")),
                 ),
             },
         };
-        let target = match self.dns64.after_aaaa(&qname, aaaa_msg.as_ref()) {
+        let target = match self.dns64.after_aaaa(policy, &qname, aaaa_msg.as_ref()) {
             AaaaVerdict::Return => return original(aaaa_msg),
             AaaaVerdict::Synthesize { target } => target,
         };
-        let a_query = if target == qname {
-            wire::with_qtype(query, rtype::A)
-        } else {
-            match build_query(query, &target, RecordType::A) {
-                Some(q) => q,
-                None => return original(aaaa_msg),
+        let a_msg = match early_a.filter(|m| m.metadata.response_code == ResponseCode::NoError) {
+            Some(m) => Some(m),
+            None => {
+                let a_query = if target == qname {
+                    Some(a_query)
+                } else {
+                    build_query(query, &target, RecordType::A)
+                };
+                match a_query {
+                    Some(bytes) => self
+                        .upstream
+                        .query(&bytes)
+                        .await
+                        .ok()
+                        .and_then(|r| Message::from_vec(&r.bytes).ok()),
+                    None => None,
+                }
             }
         };
-        let a_msg = match self.upstream.query(&a_query).await {
-            Ok(r) => Message::from_vec(&r.bytes).ok(),
-            Err(_) => None,
-        };
-        match a_msg.and_then(|a| self.dns64.synthesize(&qname, aaaa_msg.as_ref(), &a)) {
+        match a_msg.and_then(|a| {
+            self.dns64
+                .synthesize(&ask.rules, &qname, aaaa_msg.as_ref(), &a)
+        }) {
             Some(synth) => {
                 self.metrics.count(&self.metrics.synthesized);
-                self.finish(client, synth, mode)
+                self.finish(ask, synth)
             }
             // §5.1.6: nothing to synthesize from: the original answer stands.
             None => original(aaaa_msg),
@@ -211,18 +293,18 @@ impl Pipeline {
     }
 
     /// A from a DNS64 client under strip/rewrite (SPEC §4).
-    async fn filtered_a(&self, client: &Client<'_>, mode: FilterA) -> Vec<u8> {
-        let query = client.query;
+    async fn filtered_a(&self, ask: &Ask<'_>) -> Vec<u8> {
+        let query = ask.query();
         let Some(qname) = qname(query) else {
-            return client.error(rcode::FORMERR, None);
+            return ask.client.error(rcode::FORMERR, None);
         };
-        let a = self.upstream.query(query.bytes()).await;
+        let a = self.upstream.query(ask.bytes).await;
         if let Some(msg) = a.as_ref().ok().and_then(|r| answered(&r.bytes)) {
-            return self.nodata_or_nxdomain(client, msg, &qname, mode);
+            return self.finish(ask, msg);
         }
         // The A lookup failed: musl would fail the whole getaddrinfo on a
         // SERVFAIL, so the same name's AAAA lookup decides.
-        let aaaa_query = wire::with_qtype(query, rtype::AAAA);
+        let aaaa_query = wire::with_qtype(query, ask.bytes, rtype::AAAA);
         let aaaa = self.upstream.query(&aaaa_query).await;
         let aaaa_msg = aaaa.as_ref().ok().and_then(|r| answered(&r.bytes));
         match (filter::after_a_failure(aaaa_msg.as_ref()), aaaa_msg) {
@@ -230,11 +312,11 @@ impl Pipeline {
                 msg.answers
                     .retain(|r| matches!(r.record_type(), RecordType::CNAME | RecordType::DNAME));
                 msg.queries = vec![HQuery::query(qname.clone(), RecordType::A)];
-                self.nodata_or_nxdomain(client, msg, &qname, mode)
+                self.finish(ask, msg)
             }
             _ => match a {
-                Err(e) => self.unreachable(client, &e),
-                Ok(_) => client.error(
+                Err(e) => self.unreachable(ask, &e),
+                Ok(_) => ask.client.error(
                     rcode::SERVFAIL,
                     Some((
                         ede::NO_REACHABLE_AUTHORITY,
@@ -245,26 +327,76 @@ impl Pipeline {
         }
     }
 
-    fn nodata_or_nxdomain(
-        &self,
-        client: &Client<'_>,
-        mut msg: Message,
-        qname: &Name,
-        mode: FilterA,
-    ) -> Vec<u8> {
-        let stripped = filter::enforce(&mut msg, mode, &self.dns64);
-        self.metrics.add(&self.metrics.a_stripped, stripped as u64);
-        filter::ensure_nodata_soa(&mut msg, qname, self.negative_ttl);
-        client.encode(msg, None)
+    /// `ipv4only.arpa.` answered locally (RFC 8880 §7.1): A, or AAAA under
+    /// every prefix; A records still pass the A filter.
+    fn ipv4only(&self, ask: &Ask<'_>) -> Vec<u8> {
+        let Some(qname) = qname(ask.query()) else {
+            return ask.client.error(rcode::FORMERR, None);
+        };
+        let qtype = RecordType::from(ask.query().qtype);
+        let mut msg = local_response(&qname, qtype);
+        msg.answers = dns64::ipv4only_records(&qname, qtype, &self.all_prefixes);
+        self.finish(ask, msg)
     }
+
+    /// PTR for an ip6.arpa name inside a prefix (RFC 6147 §5.3.1): a CNAME
+    /// to the in-addr.arpa name of the embedded IPv4 address, followed
+    /// upstream under `follow`. `None`: not ours, forward as usual.
+    async fn ptr(&self, ask: &Ask<'_>) -> Option<Vec<u8>> {
+        let qname = qname(ask.query())?;
+        let target = dns64::ptr_target(&qname, &self.all_prefixes)?;
+        let mut msg = local_response(&qname, RecordType::PTR);
+        msg.answers.push(Record::from_rdata(
+            qname.clone(),
+            PTR_CNAME_TTL,
+            RData::CNAME(CNAME(target.clone())),
+        ));
+        if self.policy.ptr() == PtrMode::Follow {
+            let followed = match build_query(ask.query(), &target, RecordType::PTR) {
+                Some(bytes) => self.upstream.query(&bytes).await,
+                None => return Some(ask.client.error(rcode::SERVFAIL, None)),
+            };
+            let reply = match followed {
+                Ok(r) => Message::from_vec(&r.bytes).ok(),
+                Err(e) => return Some(self.unreachable(ask, &e)),
+            };
+            let Some(reply) = reply else {
+                return Some(ask.client.error(
+                    rcode::SERVFAIL,
+                    Some((ede::OTHER, "upstream reply unparseable")),
+                ));
+            };
+            msg.metadata.response_code = reply.metadata.response_code;
+            msg.answers.extend(reply.answers);
+            msg.authorities = reply.authorities;
+        }
+        Some(self.finish(ask, msg))
+    }
+}
+
+/// True when a reply holds something the A filter changes.
+fn needs_filter(msg: &Message) -> bool {
+    msg.all_sections().any(|r| {
+        matches!(
+            r.record_type(),
+            RecordType::A | RecordType::RRSIG | RecordType::HTTPS | RecordType::SVCB
+        )
+    })
+}
+
+/// An empty NOERROR response to `qname`/`qtype`, for answers dns64d makes.
+fn local_response(qname: &Name, qtype: RecordType) -> Message {
+    let mut msg = Message::new(0, MessageType::Response, OpCode::Query);
+    msg.add_query(HQuery::query(qname.clone(), qtype));
+    msg
 }
 
 /// A reply that settles the question: NOERROR or NXDOMAIN, parseable.
 fn answered(bytes: &[u8]) -> Option<Message> {
     Message::from_vec(bytes).ok().filter(|m| {
         matches!(
-            u16::from(m.metadata.response_code),
-            rcode::NOERROR | rcode::NXDOMAIN
+            m.metadata.response_code,
+            ResponseCode::NoError | ResponseCode::NXDomain
         )
     })
 }

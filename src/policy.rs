@@ -1,13 +1,20 @@
 //! Policy: who is asking and what they get. Synchronous; runs after `wire`
 //! has validated the query and before anything goes upstream.
 //!
+//! Two decisions: the client's [`Treatment`] (from its address, or from the
+//! EDNS Client Subnet a trusted forwarder adds, RFC 7871), and the [`Rules`]
+//! for the query name (longest `[[dns64.zone]]` suffix, SPEC §3.9). Zone
+//! matching runs on the wire-format name: no allocation per query.
+//!
 //! Data path position: `wire → policy → upstream`.
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::config::{Config, FilterA, canonical_ip};
+use crate::config::{Config, FilterA, Order, PtrMode, ZonePolicy, canonical_ip};
+use crate::dns64::Prefix;
+use crate::wire::Query;
 
 /// What a client gets (SPEC §1, §8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,12 +27,42 @@ pub enum Treatment {
     Dns64,
 }
 
+/// The rules that apply to one query name.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    /// The zone policy (`native` when no zone matches).
+    pub policy: ZonePolicy,
+    /// Prefixes to synthesize under, in order.
+    pub prefixes: &'a [Prefix],
+    /// What happens to A records.
+    pub filter_a: FilterA,
+    /// Order of AAAA groups under `both`.
+    pub order: Order,
+    /// The matching zone suffix, for `check-config --explain`.
+    pub zone: Option<&'a str>,
+}
+
+#[derive(Debug, Clone)]
+struct Zone {
+    /// Lower-case wire form of the suffix, root label included.
+    wire: Vec<u8>,
+    suffix: String,
+    policy: ZonePolicy,
+    prefixes: Option<Vec<Prefix>>,
+    filter_a: Option<FilterA>,
+}
+
 /// The per-query decision inputs, built once per config.
 #[derive(Debug, Clone)]
 pub struct Policy {
     allow: Vec<IpNet>,
     clients: Vec<IpNet>,
+    trusted_forwarders: Vec<IpNet>,
+    prefixes: Vec<Prefix>,
     filter_a: FilterA,
+    order: Order,
+    ptr: PtrMode,
+    zones: Vec<Zone>,
 }
 
 impl Policy {
@@ -34,27 +71,125 @@ impl Policy {
         Policy {
             allow: cfg.server.allow.clone(),
             clients: cfg.dns64.clients.clone(),
+            trusted_forwarders: cfg.server.trusted_forwarders.clone(),
+            prefixes: cfg.dns64.prefixes.clone(),
             filter_a: cfg.filter.a,
+            order: cfg.dns64.order,
+            ptr: cfg.dns64.ptr,
+            zones: cfg
+                .dns64
+                .zone
+                .iter()
+                .map(|z| Zone {
+                    wire: to_wire(&z.suffix),
+                    suffix: z.suffix.clone(),
+                    policy: z.policy,
+                    prefixes: z.prefixes.clone(),
+                    filter_a: z.filter_a,
+                })
+                .collect(),
         }
     }
 
-    /// Classifies a client by source address (IPv4-mapped sources from a
-    /// dual-stack socket count as IPv4).
-    pub fn classify(&self, src: IpAddr) -> Treatment {
+    /// The address policy applies to: the ECS address when a trusted
+    /// forwarder sent one (SPEC §1), else the source (IPv4-mapped sources
+    /// from a dual-stack socket count as IPv4).
+    pub fn client_ip(&self, src: IpAddr, query: &Query<'_>) -> IpAddr {
         let src = canonical_ip(src);
-        if !self.allow.iter().any(|n| n.contains(&src)) {
+        match query.edns.and_then(|e| e.ecs) {
+            Some(ecs) if self.trusted_forwarders.iter().any(|n| n.contains(&src)) => {
+                canonical_ip(ecs.addr)
+            }
+            _ => src,
+        }
+    }
+
+    /// Classifies a client by address (see [`Policy::client_ip`]).
+    pub fn classify(&self, client: IpAddr) -> Treatment {
+        let client = canonical_ip(client);
+        if !self.allow.iter().any(|n| n.contains(&client)) {
             Treatment::Refuse
-        } else if self.clients.iter().any(|n| n.contains(&src)) {
+        } else if self.clients.iter().any(|n| n.contains(&client)) {
             Treatment::Dns64
         } else {
             Treatment::Plain
         }
     }
 
-    /// `filter.a` for DNS64 clients.
-    pub fn filter_a(&self) -> FilterA {
-        self.filter_a
+    /// The rules for a wire-format, uncompressed query name: the longest
+    /// zone suffix that matches on a label boundary, case-insensitively.
+    pub fn rules(&self, qname: &[u8]) -> Rules<'_> {
+        let zone = self.longest_zone(qname);
+        Rules {
+            policy: zone.map_or(ZonePolicy::Native, |z| z.policy),
+            prefixes: zone
+                .and_then(|z| z.prefixes.as_deref())
+                .unwrap_or(&self.prefixes),
+            filter_a: zone.and_then(|z| z.filter_a).unwrap_or(self.filter_a),
+            order: self.order,
+            zone: zone.map(|z| z.suffix.as_str()),
+        }
     }
+
+    fn longest_zone(&self, qname: &[u8]) -> Option<&Zone> {
+        if self.zones.is_empty() {
+            return None;
+        }
+        let mut pos = 0;
+        // Label starts from the left: the first match is the longest suffix.
+        while pos < qname.len() {
+            let tail = &qname[pos..];
+            if let Some(z) = self
+                .zones
+                .iter()
+                .find(|z| z.wire.eq_ignore_ascii_case(tail))
+            {
+                return Some(z);
+            }
+            if qname[pos] == 0 {
+                break;
+            }
+            pos += usize::from(qname[pos]) + 1;
+        }
+        None
+    }
+
+    /// `dns64.ptr`.
+    pub fn ptr(&self) -> PtrMode {
+        self.ptr
+    }
+
+    /// Every prefix any rule may synthesize under (global, then zone
+    /// overrides): PTR names and ipv4only.arpa answer for all of them.
+    pub fn all_prefixes(&self) -> Vec<Prefix> {
+        let mut out = self.prefixes.clone();
+        for p in self
+            .zones
+            .iter()
+            .filter_map(|z| z.prefixes.as_ref())
+            .flatten()
+        {
+            if !out.contains(p) {
+                out.push(*p);
+            }
+        }
+        out
+    }
+}
+
+/// `corp.example.` → `\x04corp\x07example\x00` (lower case).
+pub fn to_wire(fqdn: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(fqdn.len() + 1);
+    for label in fqdn
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
+        out.push(label.len() as u8);
+        out.extend(label.bytes().map(|b| b.to_ascii_lowercase()));
+    }
+    out.push(0);
+    out
 }
 
 #[cfg(test)]
@@ -97,5 +232,57 @@ mod tests {
             p.classify("::ffff:127.0.0.1".parse().unwrap()),
             Treatment::Dns64
         );
+    }
+
+    const ZONES: &str = r#"
+[[dns64.zone]]
+suffix = "corp.example."
+policy = "both"
+[[dns64.zone]]
+suffix = "LEGACY.corp.example"
+policy = "synthesize"
+prefixes = ["2001:db8:64::/96"]
+filter_a = "pass"
+[[dns64.zone]]
+suffix = "cluster.local."
+policy = "off"
+"#;
+
+    #[test]
+    fn longest_zone_suffix_wins_on_label_boundaries_ignoring_case() {
+        let p = policy(ZONES);
+        assert_eq!(
+            p.rules(&to_wire("a.corp.example.")).policy,
+            ZonePolicy::Both
+        );
+        assert_eq!(
+            p.rules(b"\x01A\x06LEGACY\x04Corp\x07example\x00").policy,
+            ZonePolicy::Synthesize
+        );
+        assert_eq!(
+            p.rules(&to_wire("corp.example.")).zone,
+            Some("corp.example.")
+        );
+        assert_eq!(
+            p.rules(&to_wire("xcorp.example.")).policy,
+            ZonePolicy::Native,
+            "not a label boundary"
+        );
+        assert_eq!(
+            p.rules(&to_wire("svc.cluster.local.")).policy,
+            ZonePolicy::Off
+        );
+    }
+
+    #[test]
+    fn zone_overrides_prefixes_and_filter_a() {
+        let p = policy(ZONES);
+        let r = p.rules(&to_wire("x.legacy.corp.example."));
+        assert_eq!(r.prefixes[0].to_string(), "2001:db8:64::/96");
+        assert_eq!(r.filter_a, FilterA::Pass);
+        let d = p.rules(&to_wire("x.example."));
+        assert_eq!(d.prefixes[0].to_string(), "64:ff9b::/96");
+        assert_eq!(d.filter_a, FilterA::Strip);
+        assert_eq!(p.all_prefixes().len(), 2);
     }
 }

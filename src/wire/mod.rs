@@ -179,6 +179,91 @@ pub struct Edns {
     pub version: u8,
     /// Offset of the OPT record's CLASS field, for in-place patching.
     pub class_at: usize,
+    /// RFC 7871 Client Subnet option, when present.
+    pub ecs: Option<Ecs>,
+}
+
+/// RFC 7871 EDNS Client Subnet: the client a forwarder speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ecs {
+    /// The source address, zero-padded to a full address.
+    pub addr: std::net::IpAddr,
+    /// Source prefix length.
+    pub source_prefix: u8,
+    /// The whole option (code, length, data) within the packet.
+    pub option: (usize, usize),
+}
+
+/// RFC 7871 option code.
+pub const ECS_OPTION: u16 = 8;
+
+/// Parses the options of an OPT RDATA, returning the ECS option if any.
+fn find_ecs(buf: &[u8], rdata: (usize, usize)) -> Result<Option<Ecs>, WireError> {
+    let mut pos = rdata.0;
+    let mut found = None;
+    while pos < rdata.1 {
+        let code = u16_at(buf, pos).ok_or(WireError::Malformed("EDNS option runs past the OPT"))?;
+        let len = u16_at(buf, pos + 2)
+            .ok_or(WireError::Malformed("EDNS option runs past the OPT"))?
+            as usize;
+        let end = pos + 4 + len;
+        if end > rdata.1 {
+            return Err(WireError::Malformed("EDNS option runs past the OPT"));
+        }
+        if code == ECS_OPTION {
+            found = Some(parse_ecs(&buf[pos + 4..end], (pos, end))?);
+        }
+        pos = end;
+    }
+    Ok(found)
+}
+
+/// RFC 7871 §6: FAMILY, SOURCE PREFIX-LENGTH, SCOPE PREFIX-LENGTH, ADDRESS
+/// truncated to the source prefix.
+fn parse_ecs(data: &[u8], option: (usize, usize)) -> Result<Ecs, WireError> {
+    const BAD: WireError = WireError::Malformed("bad EDNS Client Subnet option");
+    if data.len() < 4 {
+        return Err(BAD);
+    }
+    let family = u16::from_be_bytes([data[0], data[1]]);
+    let source_prefix = data[2];
+    let addr = &data[4..];
+    if addr.len() != usize::from(source_prefix).div_ceil(8) {
+        return Err(BAD);
+    }
+    let addr = match family {
+        1 if source_prefix <= 32 => {
+            let mut o = [0u8; 4];
+            o[..addr.len()].copy_from_slice(addr);
+            std::net::IpAddr::from(o)
+        }
+        2 if source_prefix <= 128 => {
+            let mut o = [0u8; 16];
+            o[..addr.len()].copy_from_slice(addr);
+            std::net::IpAddr::from(o)
+        }
+        _ => return Err(BAD),
+    };
+    Ok(Ecs {
+        addr,
+        source_prefix,
+        option,
+    })
+}
+
+/// A copy of the query without its ECS option (RFC 7871 §7.1.2 lets a
+/// forwarder drop it), the OPT RDLENGTH fixed.
+pub fn without_ecs(query: &Query<'_>) -> Option<Vec<u8>> {
+    let edns = query.edns?;
+    let (start, end) = edns.ecs?.option;
+    let buf = query.bytes();
+    let rdlen_at = edns.class_at + 6;
+    let rdlen = u16_at(buf, rdlen_at)? as usize - (end - start);
+    let mut out = Vec::with_capacity(buf.len() - (end - start));
+    out.extend_from_slice(&buf[..start]);
+    out.extend_from_slice(&buf[end..]);
+    out[rdlen_at..rdlen_at + 2].copy_from_slice(&(rdlen as u16).to_be_bytes());
+    Some(out)
 }
 
 /// A parsed, validated query. Borrowed: it points into the client's buffer.
@@ -230,6 +315,7 @@ impl<'a> Query<'a> {
                     dnssec_ok: buf[rr.ttl_at + 2] & 0x80 != 0,
                     version,
                     class_at: rr.ttl_at - 2,
+                    ecs: find_ecs(buf, rr.rdata)?,
                 });
             }
             pos = rr.end();
@@ -373,11 +459,15 @@ pub fn same_question(reply: &[u8], question: &[u8]) -> bool {
     }
 }
 
-/// Copies a query with another QTYPE: the A query RFC 6147 §5.1.6 derives
-/// from the client's AAAA query keeps its flags and EDNS options.
-pub fn with_qtype(query: &Query<'_>, qtype: u16) -> Vec<u8> {
-    let mut out = query.bytes().to_vec();
-    out[query.qname_end..query.qname_end + 2].copy_from_slice(&qtype.to_be_bytes());
+/// Copies a query (`bytes`: the client's, or the client's without ECS) with
+/// another QTYPE: the A query RFC 6147 §5.1.6 derives from the client's AAAA
+/// query keeps its flags and EDNS options.
+pub fn with_qtype(query: &Query<'_>, bytes: &[u8], qtype: u16) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let at = query.qname_end;
+    if out.len() >= at + 2 {
+        out[at..at + 2].copy_from_slice(&qtype.to_be_bytes());
+    }
     out
 }
 
@@ -588,9 +678,39 @@ mod tests {
     fn with_qtype_changes_only_the_qtype() {
         let buf = query(true);
         let q = Query::parse(&buf).unwrap();
-        let a = with_qtype(&q, rtype::A);
+        let a = with_qtype(&q, q.bytes(), rtype::A);
         assert_eq!(Query::parse(&a).unwrap().qtype, rtype::A);
         assert_eq!(a.len(), buf.len());
+    }
+
+    #[test]
+    fn ecs_option_is_parsed_and_can_be_removed() {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+        q.extend_from_slice(b"\x07example\x00\x00\x1c\x00\x01");
+        // OPT with ECS 2001:db8:1::/48 (family 2, 6 address octets).
+        q.extend_from_slice(&[0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 14, 0, 8, 0, 10, 0, 2, 48, 0]);
+        q.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 1]);
+        let parsed = Query::parse(&q).unwrap();
+        let ecs = parsed.edns.unwrap().ecs.unwrap();
+        assert_eq!(
+            ecs.addr,
+            "2001:db8:1::".parse::<std::net::IpAddr>().unwrap()
+        );
+        assert_eq!(ecs.source_prefix, 48);
+        let stripped = without_ecs(&parsed).unwrap();
+        let again = Query::parse(&stripped).unwrap();
+        assert_eq!(again.edns.unwrap().ecs, None);
+        assert_eq!(stripped.len(), q.len() - 14);
+    }
+
+    #[test]
+    fn ecs_with_address_longer_than_its_prefix_is_malformed() {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+        q.extend_from_slice(b"\x07example\x00\x00\x1c\x00\x01");
+        q.extend_from_slice(&[
+            0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 12, 0, 8, 0, 8, 0, 1, 8, 0, 10, 0, 0, 1,
+        ]);
+        assert!(matches!(Query::parse(&q), Err(WireError::Malformed(_))));
     }
 
     #[test]
