@@ -17,7 +17,10 @@ use dns64d::wire::Query;
 fn aaaa_query() -> Vec<u8> {
     let mut m = Message::new(0x4242, MessageType::Query, OpCode::Query);
     m.metadata.recursion_desired = true;
-    m.add_query(HQuery::query(Name::from_ascii("api.service.example.com.").unwrap(), RecordType::AAAA));
+    m.add_query(HQuery::query(
+        Name::from_ascii("api.service.example.com.").unwrap(),
+        RecordType::AAAA,
+    ));
     let mut edns = hickory_proto::op::Edns::new();
     edns.set_max_payload(1232);
     m.edns = Some(edns);
@@ -28,13 +31,29 @@ fn responses() -> (Message, Message) {
     let name = Name::from_ascii("api.service.example.com.").unwrap();
     let mut aaaa = Message::new(1, MessageType::Response, OpCode::Query);
     aaaa.add_query(HQuery::query(name.clone(), RecordType::AAAA));
-    let soa = SOA::new(Name::from_ascii("ns.example.com.").unwrap(), Name::from_ascii("h.example.com.").unwrap(), 1, 1, 1, 1, 300);
-    aaaa.add_authority(Record::from_rdata(Name::from_ascii("example.com.").unwrap(), 900, RData::SOA(soa)));
+    let soa = SOA::new(
+        Name::from_ascii("ns.example.com.").unwrap(),
+        Name::from_ascii("h.example.com.").unwrap(),
+        1,
+        1,
+        1,
+        1,
+        300,
+    );
+    aaaa.add_authority(Record::from_rdata(
+        Name::from_ascii("example.com.").unwrap(),
+        900,
+        RData::SOA(soa),
+    ));
     let mut a = Message::new(2, MessageType::Response, OpCode::Query);
     a.metadata.response_code = ResponseCode::NoError;
     a.add_query(HQuery::query(name.clone(), RecordType::A));
     for i in 1..=4u8 {
-        a.add_answer(Record::from_rdata(name.clone(), 60, RData::A(A([192, 0, 2, i].into()))));
+        a.add_answer(Record::from_rdata(
+            name.clone(),
+            60,
+            RData::A(A([192, 0, 2, i].into())),
+        ));
     }
     (aaaa, a)
 }
@@ -42,14 +61,20 @@ fn responses() -> (Message, Message) {
 fn bench(c: &mut Criterion) {
     let q = aaaa_query();
     let mut g = c.benchmark_group("parse_query");
-    g.bench_function("wire_view", |b| b.iter(|| Query::parse(black_box(&q)).unwrap().qtype));
-    g.bench_function("reference_hickory_decode", |b| b.iter(|| Message::from_vec(black_box(&q)).unwrap().queries.len()));
+    g.bench_function("wire_view", |b| {
+        b.iter(|| Query::parse(black_box(&q)).unwrap().qtype)
+    });
+    g.bench_function("reference_hickory_decode", |b| {
+        b.iter(|| Message::from_vec(black_box(&q)).unwrap().queries.len())
+    });
     g.finish();
 
     let mut g = c.benchmark_group("embed");
     for p in ["2001:db8::/32", "2001:db8:100::/40", "64:ff9b::/96"] {
         let prefix: Prefix = p.parse().unwrap();
-        g.bench_function(p, |b| b.iter(|| prefix.embed(black_box([192, 0, 2, 33].into()))));
+        g.bench_function(p, |b| {
+            b.iter(|| prefix.embed(black_box([192, 0, 2, 33].into())))
+        });
     }
     g.finish();
 
@@ -59,7 +84,11 @@ fn bench(c: &mut Criterion) {
     let a_bytes = a.to_vec().unwrap();
     let qname = Name::from_ascii("api.service.example.com.").unwrap();
     let query = Query::parse(&q).unwrap();
-    let client = Client { query: &query, limit: Some(1232), our_payload: 1232 };
+    let client = Client {
+        query: &query,
+        limit: Some(1232),
+        our_payload: 1232,
+    };
     let mut g = c.benchmark_group("synthesize_4_a");
     g.bench_function("decode_synthesize_encode", |b| {
         b.iter(|| {
@@ -69,7 +98,13 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("reference_decode_encode_only", |b| {
-        b.iter(|| Message::from_vec(black_box(&a_bytes)).unwrap().to_vec().unwrap().len())
+        b.iter(|| {
+            Message::from_vec(black_box(&a_bytes))
+                .unwrap()
+                .to_vec()
+                .unwrap()
+                .len()
+        })
     });
     g.finish();
 }

@@ -163,10 +163,11 @@ impl Pipeline {
         if dns64::is_ipv4only(q.qname()) && matches!(q.qtype, rtype::A | rtype::AAAA) {
             return self.ipv4only(ask);
         }
-        if q.qtype == rtype::PTR && self.policy.ptr() != PtrMode::Off {
-            if let Some(out) = self.ptr(ask).await {
-                return out;
-            }
+        if q.qtype == rtype::PTR
+            && self.policy.ptr() != PtrMode::Off
+            && let Some(out) = self.ptr(ask).await
+        {
+            return out;
         }
         match q.qtype {
             rtype::AAAA => self.aaaa(ask).await,
@@ -204,10 +205,10 @@ impl Pipeline {
         );
         self.metrics.add(&self.metrics.a_stripped, stripped as u64);
         let qtype = RecordType::from(ask.query().qtype);
-        if stripped > 0 || qtype == RecordType::AAAA {
-            if let Some(qname) = qname(ask.query()) {
-                filter::ensure_nodata_soa(&mut msg, &qname, qtype, self.negative_ttl);
-            }
+        if (stripped > 0 || qtype == RecordType::AAAA)
+            && let Some(qname) = qname(ask.query())
+        {
+            filter::ensure_nodata_soa(&mut msg, &qname, qtype, self.negative_ttl);
         }
         ask.client.encode(msg, None)
     }
