@@ -11,6 +11,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use dns64d::config::Config;
 use dns64d::dns64::{Dns64, Prefix};
+use dns64d::policy::Policy;
 use dns64d::reply::Client;
 use dns64d::wire::Query;
 
@@ -80,6 +81,8 @@ fn bench(c: &mut Criterion) {
 
     let cfg = Config::from_toml("[upstream]\nservers=[\"127.0.0.1\"]\n").unwrap();
     let dns64 = Dns64::new(&cfg.dns64);
+    let policy = Policy::new(&cfg);
+    let rules = policy.rules(b"\x03api\x07service\x07example\x03com\x00");
     let (aaaa, a) = responses();
     let a_bytes = a.to_vec().unwrap();
     let qname = Name::from_ascii("api.service.example.com.").unwrap();
@@ -93,7 +96,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("decode_synthesize_encode", |b| {
         b.iter(|| {
             let a = Message::from_vec(black_box(&a_bytes)).unwrap();
-            let out = dns64.synthesize(&qname, Some(&aaaa), &a).unwrap();
+            let out = dns64.synthesize(&rules, &qname, Some(&aaaa), &a).unwrap();
             client.encode(out, None).len()
         })
     });
