@@ -1,0 +1,23 @@
+//! Integration tests: dns64d over real sockets on 127.0.0.1 against a fake
+//! upstream that records what it was asked. SPEC.md is the oracle; each module
+//! covers one part of it.
+
+mod support;
+
+/// The fake upstream checked on its own.
+mod fixture;
+
+/// §2 address synthesis and §3 AAAA queries from DNS64 clients.
+mod synthesis;
+
+/// §4 A records for DNS64 clients, and plain forwarding for other clients.
+mod filter;
+
+/// §7 transport: echoes, EDNS0, truncation, TCP, upstream handling.
+mod transport;
+
+/// §8 malformed queries, the ACL, and upstream replies not to believe.
+mod bad_input;
+
+/// §8 config errors, through the library and the binary.
+mod config;

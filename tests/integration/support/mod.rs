@@ -1,0 +1,152 @@
+//! Shared test machinery: a fake upstream ([`upstream`]) answering from a fixture
+//! zone ([`zone`]), a DNS client ([`client`]), and [`Dns64d`], a dns64d `Server`
+//! started in-process on 127.0.0.1 port 0 and pointed at the fake upstream.
+
+#![allow(dead_code)] // Not every test module uses every helper.
+
+pub mod client;
+pub mod upstream;
+pub mod zone;
+
+use std::net::SocketAddr;
+
+use dns64d::app::Server;
+use dns64d::config::Config;
+use tokio_util::sync::CancellationToken;
+
+pub use client::{Q, Reply, q};
+pub use upstream::{Action, Transport, Upstream};
+
+/// The configuration every test starts from; a test's own TOML is merged over it,
+/// key by key. Upstream timeouts are short so failure paths finish quickly.
+const BASE_CONFIG: &str = r#"
+[server]
+listen = ["127.0.0.1:0"]
+allow = ["127.0.0.0/8"]
+
+[upstream]
+timeout = "300ms"
+attempts = 2
+
+[dns64]
+clients = ["127.0.0.0/8"]
+"#;
+
+/// The configured per-attempt upstream timeout of [`BASE_CONFIG`], for time bounds.
+pub const BASE_UPSTREAM_TIMEOUT_MS: u64 = 300;
+
+/// [`BASE_CONFIG`] pointed at `upstream`, with `overrides` (a TOML snippet) merged over it.
+pub fn config_toml(upstream: SocketAddr, overrides: &str) -> String {
+    let mut config: toml::Table = BASE_CONFIG.parse().expect("base config parses");
+    config
+        .get_mut("upstream")
+        .and_then(toml::Value::as_table_mut)
+        .expect("base config has [upstream]")
+        .insert(
+            "servers".into(),
+            toml::Value::Array(vec![toml::Value::String(upstream.to_string())]),
+        );
+    let overrides: toml::Table = overrides
+        .parse()
+        .unwrap_or_else(|e| panic!("test config snippet does not parse: {e}"));
+    merge(&mut config, overrides);
+    toml::to_string(&config).expect("serialise config")
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// dns64d running in-process against its own fake upstream; stops when dropped.
+pub struct Dns64d {
+    pub addr: SocketAddr,
+    pub upstream: Upstream,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Dns64d {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Dns64d {
+    /// Starts a fake upstream and dns64d with [`BASE_CONFIG`] plus `overrides`.
+    pub async fn start(overrides: &str) -> Dns64d {
+        Dns64d::start_with(Upstream::start().await, overrides).await
+    }
+
+    /// Starts dns64d against `upstream` with [`BASE_CONFIG`] plus `overrides`.
+    pub async fn start_with(upstream: Upstream, overrides: &str) -> Dns64d {
+        let toml = config_toml(upstream.addr(), overrides);
+        let config = Config::from_toml(&toml)
+            .unwrap_or_else(|e| panic!("config rejected: {e}\n--- config ---\n{toml}"));
+        let server = Server::bind(config)
+            .await
+            .unwrap_or_else(|e| panic!("dns64d failed to start: {e}"));
+        let addrs = server.local_addrs();
+        assert_eq!(addrs.len(), 1, "one listen address configured");
+        let addr = addrs[0];
+        assert!(addr.ip().is_loopback(), "tests only use 127.0.0.1");
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        tokio::spawn(async move { server.run(token).await });
+        Dns64d {
+            addr,
+            upstream,
+            shutdown,
+        }
+    }
+
+    pub async fn udp(&self, query: &Q) -> Reply {
+        client::udp(self.addr, &query.bytes()).await
+    }
+
+    pub async fn tcp(&self, query: &Q) -> Reply {
+        client::tcp(self.addr, &query.bytes()).await
+    }
+
+    /// Sends raw bytes over UDP; the reply if one comes within [`client::SILENCE`].
+    pub async fn udp_raw(&self, packet: &[u8]) -> Option<Vec<u8>> {
+        client::udp_maybe(self.addr, packet, client::SILENCE).await
+    }
+}
+
+/// The RFC 6052 embedding of `v4` under the well-known prefix 64:ff9b::/96, computed
+/// independently of dns64d.
+pub fn wkp(v4: std::net::Ipv4Addr) -> std::net::Ipv6Addr {
+    under96([0x64, 0xff9b, 0, 0, 0, 0], v4)
+}
+
+/// `v4` in the last 32 bits of a /96 prefix given as its first six 16-bit groups.
+pub fn under96(prefix: [u16; 6], v4: std::net::Ipv4Addr) -> std::net::Ipv6Addr {
+    let o = v4.octets();
+    std::net::Ipv6Addr::new(
+        prefix[0],
+        prefix[1],
+        prefix[2],
+        prefix[3],
+        prefix[4],
+        prefix[5],
+        u16::from_be_bytes([o[0], o[1]]),
+        u16::from_be_bytes([o[2], o[3]]),
+    )
+}
+
+/// Asserts the central promise of §4: no A record (and no RRSIG over A) in any section.
+#[track_caller]
+pub fn assert_no_a(reply: &Reply) {
+    let found = reply.a_records_anywhere();
+    assert!(
+        found.is_empty(),
+        "a DNS64 client received A records with filter.a = strip: {found:?}\nfull reply: {:?}",
+        reply.msg
+    );
+}
