@@ -1,17 +1,29 @@
-//! App: binds the listeners, starts the data path, and drains on shutdown.
+//! App: binds the listeners, runs the data path, the control endpoint and
+//! the readiness prober, reloads the config, and drains on shutdown.
 //! Control path only; the per-query work lives in [`crate::pipeline`].
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
+use crate::control::{self, Control};
 use crate::listen::{self, Bound, Shared};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, names};
 use crate::pipeline::Pipeline;
+
+/// Probe interval while no upstream has answered yet.
+const PROBE_UNREADY: Duration = Duration::from_secs(1);
+/// Probe interval once ready: keeps `/ready` and server health current.
+const PROBE_READY: Duration = Duration::from_secs(10);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -23,81 +35,304 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The metrics address could not be bound.
+    #[error("cannot listen on {addr} (server.metrics): {source}")]
+    Metrics {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why a reload was refused; the running config keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Bind(#[from] StartError),
+    #[error("no config file to reload from (started on the embedded default)")]
+    NoFile,
+}
+
+/// State shared by the running server and its [`Handle`]s.
+#[derive(Debug)]
+struct Inner {
+    config: Mutex<Config>,
+    config_path: Option<PathBuf>,
+    pipeline: Arc<ArcSwap<Pipeline>>,
+    metrics: Arc<Metrics>,
+    ready: AtomicBool,
+    /// Configured listen address → (bound address, its stop token).
+    listeners: Mutex<HashMap<SocketAddr, (SocketAddr, CancellationToken)>>,
+    /// Set once `run` has started: what new listeners need.
+    shared: OnceLock<Shared>,
 }
 
 /// A server with its sockets bound, ready to [`run`](Server::run).
 #[derive(Debug)]
 pub struct Server {
-    config: Config,
-    bound: Vec<Bound>,
-    metrics: Arc<Metrics>,
+    inner: Arc<Inner>,
+    bound: Vec<(SocketAddr, Bound)>,
+    control: Option<std::net::TcpListener>,
+}
+
+/// Controls a running server: reload, readiness, metrics.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    inner: Arc<Inner>,
+}
+
+fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<(SocketAddr, Bound)>, StartError> {
+    addrs
+        .iter()
+        .map(|&addr| {
+            listen::bind(addr)
+                .map(|b| (addr, b))
+                .map_err(|source| StartError::Bind { addr, source })
+        })
+        .collect()
 }
 
 impl Server {
-    /// Binds UDP and TCP on every `server.listen` address.
+    /// Binds UDP and TCP on every `server.listen` address and the control
+    /// endpoint on `server.metrics`.
     pub async fn bind(config: Config) -> Result<Server, StartError> {
-        let bound = config
-            .server
-            .listen
-            .iter()
-            .map(|&addr| listen::bind(addr).map_err(|source| StartError::Bind { addr, source }))
-            .collect::<Result<Vec<_>, _>>()?;
+        let bound = bind_all(&config.server.listen)?;
+        let control = match config.server.metrics {
+            None => None,
+            Some(addr) => {
+                let l = std::net::TcpListener::bind(addr).map_err(|source| StartError::Metrics { addr, source })?;
+                l.set_nonblocking(true).map_err(|source| StartError::Metrics { addr, source })?;
+                Some(l)
+            }
+        };
+        let metrics = Arc::new(Metrics::default());
+        let pipeline = Arc::new(ArcSwap::from_pointee(Pipeline::new(&config, metrics.clone())));
+        let listeners = bound.iter().map(|(cfg, b)| (*cfg, (b.addr, CancellationToken::new()))).collect();
         Ok(Server {
-            config,
+            inner: Arc::new(Inner {
+                config: Mutex::new(config),
+                config_path: None,
+                pipeline,
+                metrics,
+                ready: AtomicBool::new(false),
+                listeners: Mutex::new(listeners),
+                shared: OnceLock::new(),
+            }),
             bound,
-            metrics: Arc::new(Metrics::default()),
+            control,
         })
+    }
+
+    /// Remembers the file the config came from, so SIGHUP can re-read it.
+    pub fn with_config_path(mut self, path: Option<PathBuf>) -> Server {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.config_path = path;
+        }
+        self
     }
 
     /// The bound addresses, one per `server.listen` entry (UDP and TCP share the port).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.bound.iter().map(|b| b.addr).collect()
+        self.bound.iter().map(|(_, b)| b.addr).collect()
+    }
+
+    /// The bound control (metrics) address, if enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.control.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The counters the data path keeps.
     pub fn metrics(&self) -> Arc<Metrics> {
-        self.metrics.clone()
+        self.inner.metrics.clone()
+    }
+
+    /// A handle for reloads and probes, usable while [`run`](Server::run) runs.
+    pub fn handle(&self) -> Handle {
+        Handle { inner: self.inner.clone() }
     }
 
     /// Serves until `shutdown` fires, then stops accepting and waits up to
     /// `server.drain_timeout` for in-flight queries.
     pub async fn run(self, shutdown: CancellationToken) {
-        let cfg = &self.config;
+        let (max_inflight, max_tcp, idle, drain, probe) = {
+            let cfg = self.inner.config.lock().unwrap_or_else(|e| e.into_inner());
+            (
+                cfg.server.max_inflight,
+                cfg.server.max_tcp_connections,
+                cfg.server.tcp_idle_timeout,
+                cfg.server.drain_timeout,
+                cfg.server.metrics.is_some(),
+            )
+        };
         let shared = Shared {
-            pipeline: Arc::new(Pipeline::new(cfg, self.metrics.clone())),
-            inflight: Arc::new(Semaphore::new(cfg.server.max_inflight)),
-            tcp_connections: Arc::new(Semaphore::new(cfg.server.max_tcp_connections)),
-            tcp_idle_timeout: cfg.server.tcp_idle_timeout,
+            pipeline: self.inner.pipeline.clone(),
+            metrics: self.inner.metrics.clone(),
+            inflight: Arc::new(Semaphore::new(max_inflight)),
+            tcp_connections: Arc::new(Semaphore::new(max_tcp)),
+            tcp_idle_timeout: idle,
             tracker: TaskTracker::new(),
             shutdown: shutdown.clone(),
         };
+        let gauge = |s: &Arc<Semaphore>, max: usize| {
+            let s = s.clone();
+            Arc::new(move || (max - s.available_permits()) as u64) as crate::metrics::GaugeFn
+        };
+        self.inner.metrics.gauge(names::INFLIGHT, gauge(&shared.inflight, max_inflight));
+        self.inner.metrics.gauge(names::TCP_CONNECTIONS, gauge(&shared.tcp_connections, max_tcp));
+        let _ = self.inner.shared.set(shared.clone());
+
         let listeners = TaskTracker::new();
-        for b in self.bound {
-            match (
-                tokio::net::UdpSocket::from_std(b.udp),
-                tokio::net::TcpListener::from_std(b.tcp),
-            ) {
-                (Ok(udp), Ok(tcp)) => {
-                    listeners.spawn(listen::serve_udp(udp, shared.clone()));
-                    listeners.spawn(listen::serve_tcp(tcp, shared.clone()));
+        for (configured, b) in self.bound {
+            let token = self.inner.token_for(configured, &shutdown);
+            spawn_listener(&listeners, b, &shared, token);
+        }
+        if let Some(l) = self.control {
+            match tokio::net::TcpListener::from_std(l) {
+                Ok(l) => {
+                    let control: Arc<dyn Control> = Arc::new(Handle { inner: self.inner.clone() });
+                    listeners.spawn(control::serve(l, control, shutdown.clone()));
                 }
-                (Err(e), _) | (_, Err(e)) => {
-                    tracing::error!(addr = %b.addr, error = %e, "cannot register socket")
-                }
+                Err(e) => tracing::error!(error = %e, "cannot register the metrics socket"),
             }
+        }
+        if probe {
+            listeners.spawn(prober(self.inner.clone(), shutdown.clone()));
         }
         listeners.close();
         shutdown.cancelled().await;
         listeners.wait().await;
         shared.tracker.close();
-        if tokio::time::timeout(cfg.server.drain_timeout, shared.tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                remaining = shared.tracker.len(),
-                "drain timeout reached; exiting with queries in flight"
-            );
+        if tokio::time::timeout(drain, shared.tracker.wait()).await.is_err() {
+            tracing::warn!(remaining = shared.tracker.len(), "drain timeout reached; exiting with queries in flight");
         }
+    }
+}
+
+fn spawn_listener(tracker: &TaskTracker, b: Bound, shared: &Shared, stop: CancellationToken) {
+    match (tokio::net::UdpSocket::from_std(b.udp), tokio::net::TcpListener::from_std(b.tcp)) {
+        (Ok(udp), Ok(tcp)) => {
+            tracker.spawn(listen::serve_udp(udp, shared.clone(), stop.clone()));
+            tracker.spawn(listen::serve_tcp(tcp, shared.clone(), stop));
+        }
+        (Err(e), _) | (_, Err(e)) => tracing::error!(addr = %b.addr, error = %e, "cannot register socket"),
+    }
+}
+
+impl Inner {
+    /// The stop token of a configured listener, tied to `shutdown`.
+    fn token_for(&self, configured: SocketAddr, shutdown: &CancellationToken) -> CancellationToken {
+        let mut map = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        let token = shutdown.child_token();
+        if let Some(entry) = map.get_mut(&configured) {
+            entry.1 = token.clone();
+        }
+        token
+    }
+}
+
+/// Keeps `/ready` current: 200 once any upstream answers a probe.
+async fn prober(inner: Arc<Inner>, shutdown: CancellationToken) {
+    loop {
+        let pipeline = inner.pipeline.load_full();
+        let ready = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = pipeline.upstream().probe() => r,
+        };
+        if ready != inner.ready.swap(ready, Ordering::Relaxed) {
+            tracing::info!(ready, "upstream readiness changed");
+        }
+        let wait = if ready { PROBE_READY } else { PROBE_UNREADY };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+impl Handle {
+    /// Re-reads the config file and applies it (SIGHUP, `POST /reload`).
+    pub fn reload(&self) -> Result<(), ReloadError> {
+        let path = self.inner.config_path.as_deref().ok_or(ReloadError::NoFile)?;
+        let result = Config::load(Some(path)).map_err(ReloadError::from).and_then(|cfg| self.apply(cfg));
+        if let Err(e) = &result {
+            self.inner.metrics.reload(false);
+            tracing::error!(error = %e, "config reload refused; the running config keeps serving");
+        }
+        result
+    }
+
+    /// Applies a new config: new listen addresses are bound first (a failure
+    /// changes nothing), then the pipeline is swapped atomically (queries in
+    /// flight finish under the config they started with), then removed
+    /// addresses stop accepting. Caps and timeouts of the listeners apply at
+    /// the next restart.
+    pub fn apply(&self, cfg: Config) -> Result<(), ReloadError> {
+        let inner = &self.inner;
+        let mut current = inner.config.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = inner.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        let added: Vec<SocketAddr> = cfg.server.listen.iter().filter(|a| !map.contains_key(a)).copied().collect();
+        let fresh = bind_all(&added)?;
+        inner.pipeline.store(Arc::new(Pipeline::new(&cfg, inner.metrics.clone())));
+        if let Some(shared) = inner.shared.get() {
+            let tracker = TaskTracker::new();
+            for (configured, b) in fresh {
+                let token = shared.shutdown.child_token();
+                map.insert(configured, (b.addr, token.clone()));
+                spawn_listener(&tracker, b, shared, token);
+            }
+            tracker.close();
+        }
+        map.retain(|configured, (_, token)| {
+            let keep = cfg.server.listen.contains(configured);
+            if !keep {
+                token.cancel();
+            }
+            keep
+        });
+        let s = (&current.server, &cfg.server);
+        if s.0.max_inflight != s.1.max_inflight
+            || s.0.max_tcp_connections != s.1.max_tcp_connections
+            || s.0.tcp_idle_timeout != s.1.tcp_idle_timeout
+            || s.0.metrics != s.1.metrics
+        {
+            tracing::warn!("server.max_inflight, max_tcp_connections, tcp_idle_timeout and metrics apply at the next restart");
+        }
+        tracing::info!(
+            listen = ?cfg.server.listen,
+            prefixes = ?cfg.dns64.prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            filter_a = ?cfg.filter.a,
+            "config reloaded"
+        );
+        *current = cfg;
+        inner.metrics.reload(true);
+        Ok(())
+    }
+
+    /// Bound addresses of the current listeners.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        let map = self.inner.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        map.values().map(|(a, _)| *a).collect()
+    }
+
+    /// True once an upstream answered a readiness probe.
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Relaxed)
+    }
+}
+
+impl Control for Handle {
+    fn metrics(&self) -> String {
+        self.inner.metrics.render()
+    }
+
+    fn ready(&self) -> bool {
+        self.is_ready()
+    }
+
+    fn reload(&self) -> Option<Result<(), String>> {
+        let enabled = self.inner.config.lock().unwrap_or_else(|e| e.into_inner()).server.http_reload;
+        enabled.then(|| Handle::reload(self).map_err(|e| e.to_string()))
     }
 }

@@ -48,6 +48,8 @@ pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_INFLIGHT: usize = 4096;
 /// Concurrent TCP connections cap.
 pub const DEFAULT_MAX_TCP_CONNECTIONS: usize = 1024;
+/// Metrics, /health and /ready: loopback only unless the operator says otherwise.
+pub const DEFAULT_METRICS: &str = "127.0.0.1:9153";
 /// How long SIGTERM waits for in-flight queries.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Per-attempt upstream timeout; 2 tries × 2 s stays under glibc's 5 s.
@@ -185,6 +187,8 @@ struct RawServer {
     max_tcp_connections: Option<u64>,
     drain_timeout: Option<Seconds>,
     trusted_forwarders: Option<Vec<String>>,
+    metrics: Option<String>,
+    http_reload: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -233,6 +237,8 @@ struct RawFilter {
 struct RawLog {
     level: Option<String>,
     format: Option<LogFormat>,
+    queries: Option<bool>,
+    query_sample: Option<u64>,
 }
 
 /// Log output format.
@@ -268,6 +274,10 @@ pub struct ServerConfig {
     #[serde(serialize_with = "ser_duration")]
     pub drain_timeout: Duration,
     pub trusted_forwarders: Vec<IpNet>,
+    /// Address of the metrics / health / ready endpoint; `None` disables it.
+    pub metrics: Option<SocketAddr>,
+    /// `POST /reload` on the metrics port.
+    pub http_reload: bool,
 }
 
 /// `[upstream]`: where queries go.
@@ -356,6 +366,10 @@ pub struct FilterConfig {
 pub struct LogConfig {
     pub level: String,
     pub format: LogFormat,
+    /// One info line per query (client, name, type, rcode, synthesized, upstream, latency).
+    pub queries: bool,
+    /// Log one query in N.
+    pub query_sample: u32,
 }
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -469,6 +483,12 @@ impl TryFrom<RawConfig> for Config {
                 &[],
                 parse_net,
             )?,
+            metrics: match s.metrics.as_deref().map(str::trim) {
+                None => Some(DEFAULT_METRICS.parse().expect("constant")),
+                Some("") => None,
+                Some(v) => Some(parse_socket(v, 9153).map_err(|r| invalid("server.metrics", v, r))?),
+            },
+            http_reload: s.http_reload.unwrap_or(false),
         };
         if server.listen.is_empty() {
             return Err(invalid(
@@ -573,6 +593,12 @@ impl TryFrom<RawConfig> for Config {
         let log = LogConfig {
             level,
             format: raw.log.format.unwrap_or(LogFormat::Text),
+            queries: raw.log.queries.unwrap_or(false),
+            query_sample: match raw.log.query_sample {
+                None => 1,
+                Some(n) if (1..=1_000_000).contains(&n) => n as u32,
+                Some(n) => return Err(invalid("log.query_sample", n, "must be 1..=1000000 (log one query in N)")),
+            },
         };
 
         Ok(Config {

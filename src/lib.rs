@@ -22,5 +22,6 @@ pub mod wire;
 
 pub mod app;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod metrics;

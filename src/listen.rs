@@ -18,6 +18,9 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use arc_swap::ArcSwap;
+
+use crate::metrics::{DropReason, Metrics};
 use crate::pipeline::{Pipeline, Transport};
 
 /// Largest UDP datagram we read (anything longer is cut and fails to parse).
@@ -27,10 +30,12 @@ pub const TCP_PIPELINE_DEPTH: usize = 32;
 /// Tries to find a port free for both UDP and TCP when the config says port 0.
 const PORT_ZERO_TRIES: usize = 16;
 
-/// Shared limits and state of every listener.
+/// Shared limits and state of every listener. The pipeline sits behind an
+/// `ArcSwap`: a reload swaps it, and each query keeps the one it started with.
 #[derive(Debug, Clone)]
 pub struct Shared {
-    pub pipeline: Arc<Pipeline>,
+    pub pipeline: Arc<ArcSwap<Pipeline>>,
+    pub metrics: Arc<Metrics>,
     pub inflight: Arc<Semaphore>,
     pub tcp_connections: Arc<Semaphore>,
     pub tcp_idle_timeout: Duration,
@@ -84,28 +89,27 @@ fn socket(addr: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket> {
     Ok(s)
 }
 
-/// Serves UDP until shutdown: each datagram becomes a task, shed when the
-/// in-flight cap is reached (the client retries; counting shows it).
-pub async fn serve_udp(sock: UdpSocket, shared: Shared) {
+/// Serves UDP until `stop` (shutdown, or this address removed by a reload):
+/// each datagram becomes a task, shed when the in-flight cap is reached (the
+/// client retries; the drop counter shows it).
+pub async fn serve_udp(sock: UdpSocket, shared: Shared, stop: CancellationToken) {
     let sock = Arc::new(sock);
     let mut buf = vec![0u8; UDP_BUFFER];
     loop {
         let (n, src) = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
+            _ = stop.cancelled() => return,
             r = sock.recv_from(&mut buf) => match r {
                 Ok(x) => x,
                 // ICMP errors surface here on some systems; keep serving.
                 Err(e) => { tracing::debug!(error = %e, "udp recv"); continue; }
             },
         };
-        let metrics = shared.pipeline.metrics();
-        metrics.count(&metrics.queries_udp);
         let Ok(permit) = shared.inflight.clone().try_acquire_owned() else {
-            metrics.count(&metrics.overloaded);
+            shared.metrics.dropped(DropReason::Overloaded);
             continue;
         };
         let packet = buf[..n].to_vec();
-        let (sock, pipeline) = (sock.clone(), shared.pipeline.clone());
+        let (sock, pipeline) = (sock.clone(), shared.pipeline.load_full());
         shared.tracker.spawn(async move {
             if let Some(out) = pipeline.handle(&packet, src.ip(), Transport::Udp).await
                 && let Err(e) = sock.send_to(&out, src).await
@@ -117,19 +121,18 @@ pub async fn serve_udp(sock: UdpSocket, shared: Shared) {
     }
 }
 
-/// Serves TCP until shutdown, one task per connection within the cap.
-pub async fn serve_tcp(listener: TcpListener, shared: Shared) {
+/// Serves TCP until `stop`, one task per connection within the cap.
+pub async fn serve_tcp(listener: TcpListener, shared: Shared, stop: CancellationToken) {
     loop {
         let (stream, src) = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
+            _ = stop.cancelled() => return,
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => { tracing::debug!(error = %e, "tcp accept"); tokio::time::sleep(Duration::from_millis(10)).await; continue; }
             },
         };
         let Ok(permit) = shared.tcp_connections.clone().try_acquire_owned() else {
-            let metrics = shared.pipeline.metrics();
-            metrics.count(&metrics.tcp_rejected);
+            shared.metrics.dropped(DropReason::TcpLimit);
             drop(stream);
             continue;
         };
@@ -170,16 +173,14 @@ async fn connection(stream: TcpStream, src: SocketAddr, shared: Shared) -> io::R
             tokio::time::timeout(shared.tcp_idle_timeout, rd.read_exact(&mut packet))
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "query body stalled"))??;
-            let metrics = shared.pipeline.metrics();
-            metrics.count(&metrics.queries_tcp);
             let Ok(inflight) = shared.inflight.clone().try_acquire_owned() else {
-                metrics.count(&metrics.overloaded);
+                shared.metrics.dropped(DropReason::Overloaded);
                 continue;
             };
             let Ok(slot) = depth.clone().acquire_owned().await else {
                 break;
             };
-            let (tx, pipeline) = (tx.clone(), shared.pipeline.clone());
+            let (tx, pipeline) = (tx.clone(), shared.pipeline.load_full());
             shared.tracker.spawn(async move {
                 if let Some(out) = pipeline.handle(&packet, src.ip(), Transport::Tcp).await {
                     let _ = tx.send(out).await;

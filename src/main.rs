@@ -87,10 +87,10 @@ fn run(path: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(cfg))
+    runtime.block_on(serve(cfg, path))
 }
 
-async fn serve(cfg: Config) -> ExitCode {
+async fn serve(cfg: Config, path: Option<PathBuf>) -> ExitCode {
     if cfg.dns64.wkp_maps_private_space() {
         if cfg.dns64.strict_rfc6052 {
             tracing::info!(
@@ -116,7 +116,7 @@ async fn serve(cfg: Config) -> ExitCode {
         cfg.filter.a
     );
     let server = match Server::bind(cfg).await {
-        Ok(s) => s,
+        Ok(s) => s.with_config_path(path),
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("dns64d: {e}");
@@ -127,8 +127,12 @@ async fn serve(cfg: Config) -> ExitCode {
         version = env!("CARGO_PKG_VERSION"),
         "dns64d serving: {summary}"
     );
+    if let Some(addr) = server.metrics_addr() {
+        tracing::info!(%addr, "metrics on /metrics, probes on /health and /ready");
+    }
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
+    let handle = server.handle();
     tokio::spawn(async move {
         let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
             signal(SignalKind::terminate()),
@@ -142,7 +146,11 @@ async fn serve(cfg: Config) -> ExitCode {
             tokio::select! {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
-                _ = hup.recv() => tracing::warn!("SIGHUP: config reload is not implemented yet; restart to apply changes"),
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading the config");
+                    // Errors are logged by reload; the old config keeps serving.
+                    let _ = handle.reload();
+                }
             }
         }
         tracing::info!("shutting down: draining in-flight queries");

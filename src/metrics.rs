@@ -1,64 +1,389 @@
-//! Counters the data path bumps: relaxed atomics, nothing else on the hot
-//! path. The exporter (Prometheus text on `server.metrics`) is the control
-//! path's job and reads these.
+//! Metrics: relaxed atomic counters the data path bumps, and the Prometheus
+//! text rendering the control server serves.
+//!
+//! Every label comes from a closed set (transport, family, a fixed list of
+//! query types, RCODEs, drop reasons, configured upstream servers): never a
+//! query name or a client address, so cardinality is fixed. Counting is one
+//! relaxed `fetch_add` on an array slot: no locks, no maps on the hot path.
+//! Metric names are constants here and listed in the README.
 
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Every counter the data path keeps. Names match the exported metrics.
+use crate::pipeline::Transport;
+use crate::wire::rtype;
+
+/// Metric names (SPEC §9, issue "Operations").
+pub mod names {
+    pub const REQUESTS: &str = "dns64d_requests_total";
+    pub const RESPONSES: &str = "dns64d_responses_total";
+    pub const REQUEST_DURATION: &str = "dns64d_request_duration_seconds";
+    pub const SYNTHESIZED: &str = "dns64d_synthesized_total";
+    pub const A_STRIPPED: &str = "dns64d_a_records_stripped_total";
+    pub const UPSTREAM_REQUESTS: &str = "dns64d_upstream_requests_total";
+    pub const UPSTREAM_DURATION: &str = "dns64d_upstream_duration_seconds";
+    pub const UPSTREAM_MISMATCHED: &str = "dns64d_upstream_mismatched_total";
+    pub const DROPPED: &str = "dns64d_dropped_total";
+    pub const REFUSED: &str = "dns64d_refused_total";
+    pub const INFLIGHT: &str = "dns64d_inflight_queries";
+    pub const TCP_CONNECTIONS: &str = "dns64d_tcp_connections";
+    pub const RELOADS: &str = "dns64d_config_reloads_total";
+    pub const BUILD_INFO: &str = "dns64d_build_info";
+    pub const CACHE_HITS: &str = "dns64d_cache_hits_total";
+    pub const CACHE_MISSES: &str = "dns64d_cache_misses_total";
+    pub const CACHE_STALE: &str = "dns64d_cache_stale_served_total";
+    pub const CACHE_ENTRIES: &str = "dns64d_cache_entries";
+}
+
+/// Query types with their own label; everything else is `other`.
+const QTYPES: [(u16, &str); 13] = [
+    (rtype::A, "A"),
+    (rtype::AAAA, "AAAA"),
+    (rtype::PTR, "PTR"),
+    (rtype::CNAME, "CNAME"),
+    (rtype::MX, "MX"),
+    (rtype::NS, "NS"),
+    (rtype::SOA, "SOA"),
+    (16, "TXT"),
+    (33, "SRV"),
+    (64, "SVCB"),
+    (65, "HTTPS"),
+    (rtype::ANY, "ANY"),
+    (0, "other"),
+];
+
+/// RCODE labels (RFC 1035 §4.1.1, RFC 6891 BADVERS); the last is `other`.
+const RCODES: [&str; 8] = ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "other"];
+
+/// Why a packet got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Shorter than a DNS header.
+    TooShort,
+    /// QR=1: answering responses invites loops.
+    Response,
+    /// `server.max_inflight` reached.
+    Overloaded,
+    /// `server.max_tcp_connections` reached.
+    TcpLimit,
+}
+
+const DROPS: [&str; 4] = ["too_short", "response", "overloaded", "tcp_connection_limit"];
+
+/// Outcome of one upstream exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamResult {
+    /// A reply that settles the question (any RCODE but SERVFAIL/REFUSED).
+    Ok,
+    /// SERVFAIL or REFUSED.
+    ErrorRcode,
+    /// No acceptable reply in time.
+    Timeout,
+    /// Socket error.
+    Io,
+}
+
+const UPSTREAM_RESULTS: [&str; 4] = ["ok", "error_rcode", "timeout", "io_error"];
+
+/// Upper bounds of the latency histograms, in seconds.
+const BUCKETS: [f64; 13] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// A fixed-bucket latency histogram.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|&b| secs <= b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (i, b) in BUCKETS.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        let _ = writeln!(out, "{name}_count{braces} {count}");
+    }
+}
+
+/// Counters of one upstream server; the upstream pool holds an `Arc` so it
+/// never looks anything up per query.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    results: [AtomicU64; UPSTREAM_RESULTS.len()],
+    mismatched: AtomicU64,
+    duration: Histogram,
+}
+
+impl ServerStats {
+    /// Records one exchange.
+    pub fn exchange(&self, result: UpstreamResult, d: Duration) {
+        self.results[result as usize].fetch_add(1, Ordering::Relaxed);
+        self.duration.observe(d);
+    }
+
+    /// Records a reply dropped for a wrong ID or question.
+    pub fn mismatched(&self) {
+        self.mismatched.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Every counter. One instance lives for the whole process (reloads keep it).
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Queries received over UDP.
-    pub queries_udp: AtomicU64,
-    /// Queries received over TCP.
-    pub queries_tcp: AtomicU64,
-    /// Packets dropped: shorter than a header, or QR=1.
-    pub dropped: AtomicU64,
-    /// Queries refused by `server.allow`.
-    pub refused: AtomicU64,
-    /// FORMERR / NOTIMP / BADVERS answers to malformed queries.
-    pub malformed: AtomicU64,
-    /// Queries shed because `server.max_inflight` was reached.
-    pub overloaded: AtomicU64,
-    /// TCP connections refused because `server.max_tcp_connections` was reached.
-    pub tcp_rejected: AtomicU64,
-    /// Answers that carry synthesized AAAA records.
-    pub synthesized: AtomicU64,
-    /// A records removed by `filter.a`.
-    pub a_stripped: AtomicU64,
-    /// SERVFAIL answers sent.
-    pub servfail: AtomicU64,
-    /// Upstream attempts that failed (timeout, I/O, SERVFAIL, REFUSED).
-    pub upstream_errors: AtomicU64,
-    /// Upstream replies dropped for a wrong ID or question.
-    pub upstream_mismatched: AtomicU64,
-    /// Upstream exchanges and their total time in microseconds.
-    pub upstream_exchanges: AtomicU64,
-    pub upstream_micros: AtomicU64,
+    /// [transport][family][qtype]
+    requests: [[[AtomicU64; QTYPES.len()]; 2]; 2],
+    responses: [AtomicU64; RCODES.len()],
+    request_duration: Histogram,
+    synthesized: AtomicU64,
+    a_stripped: AtomicU64,
+    dropped: [AtomicU64; DROPS.len()],
+    refused: AtomicU64,
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
+    servers: Mutex<Vec<(SocketAddr, Arc<ServerStats>)>>,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    cache_stale: AtomicU64,
+    /// Gauges read at scrape time.
+    gauges: Gauges,
+}
+
+/// A gauge: a function read at scrape time.
+pub type GaugeFn = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+#[derive(Default)]
+struct Gauges(Mutex<Vec<(&'static str, GaugeFn)>>);
+
+impl std::fmt::Debug for Gauges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Gauges")
+    }
 }
 
 impl Metrics {
-    /// Adds one.
+    /// Counts a query as it arrives.
     #[inline]
-    pub fn count(&self, c: &AtomicU64) {
+    pub fn request(&self, transport: Transport, client: IpAddr, qtype: u16) {
+        let t = usize::from(transport == Transport::Tcp);
+        let f = usize::from(client.is_ipv6() && client.to_canonical().is_ipv6());
+        let q = QTYPES.iter().position(|&(c, _)| c == qtype).unwrap_or(QTYPES.len() - 1);
+        self.requests[t][f][q].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an answer sent, by RCODE, with the time it took.
+    #[inline]
+    pub fn response(&self, rcode: u16, took: Duration) {
+        let i = match rcode {
+            0..=5 => rcode as usize,
+            16 => 6,
+            _ => 7,
+        };
+        self.responses[i].fetch_add(1, Ordering::Relaxed);
+        self.request_duration.observe(took);
+    }
+
+    /// An answer carrying synthesized AAAA.
+    #[inline]
+    pub fn synthesized(&self) {
+        self.synthesized.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A records removed by the filter.
+    #[inline]
+    pub fn a_stripped(&self, n: usize) {
+        if n > 0 {
+            self.a_stripped.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// A packet that gets no answer.
+    #[inline]
+    pub fn dropped(&self, why: DropReason) {
+        self.dropped[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A client outside `server.allow`.
+    #[inline]
+    pub fn refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Cache outcome of one lookup.
+    #[inline]
+    pub fn cache(&self, hit: bool, stale: bool) {
+        let c = match (hit, stale) {
+            (true, false) => &self.cache_hits,
+            (true, true) => &self.cache_stale,
+            (false, _) => &self.cache_misses,
+        };
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Adds `n`.
-    #[inline]
-    pub fn add(&self, c: &AtomicU64, n: u64) {
-        c.fetch_add(n, Ordering::Relaxed);
+    /// A config reload, successful or not.
+    pub fn reload(&self, ok: bool) {
+        let c = if ok { &self.reloads_ok } else { &self.reloads_failed };
+        c.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Records one upstream exchange.
-    pub fn upstream_latency(&self, d: Duration) {
-        self.upstream_exchanges.fetch_add(1, Ordering::Relaxed);
-        self.upstream_micros
-            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    /// The stats slot of an upstream server (control path: once per config).
+    pub fn server(&self, addr: SocketAddr) -> Arc<ServerStats> {
+        let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, s)) = servers.iter().find(|(a, _)| *a == addr) {
+            return s.clone();
+        }
+        let s = Arc::new(ServerStats::default());
+        servers.push((addr, s.clone()));
+        s
     }
 
-    /// Reads a counter.
-    pub fn get(c: &AtomicU64) -> u64 {
-        c.load(Ordering::Relaxed)
+    /// Registers a gauge computed at scrape time (in-flight queries, cache size...).
+    pub fn gauge(&self, name: &'static str, read: GaugeFn) {
+        let mut gauges = self.gauges.0.lock().unwrap_or_else(|e| e.into_inner());
+        gauges.retain(|(n, _)| *n != name);
+        gauges.push((name, read));
+    }
+
+    /// Reads a counter by metric name and label, for tests and `doctor`.
+    pub fn value(&self, name: &str) -> u64 {
+        let text = self.render();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' '))
+            .filter(|(k, _)| *k == name)
+            .filter_map(|(_, v)| v.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum()
+    }
+
+    /// The Prometheus text exposition format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        help(&mut out, names::REQUESTS, "counter", "Queries received, by transport, client family and query type.");
+        for (t, proto) in ["udp", "tcp"].iter().enumerate() {
+            for (f, family) in ["ipv4", "ipv6"].iter().enumerate() {
+                for (q, (_, qtype)) in QTYPES.iter().enumerate() {
+                    let v = load(&self.requests[t][f][q]);
+                    if v > 0 {
+                        let _ = writeln!(
+                            out,
+                            "{}{{proto=\"{proto}\",family=\"{family}\",qtype=\"{qtype}\"}} {v}",
+                            names::REQUESTS
+                        );
+                    }
+                }
+            }
+        }
+        help(&mut out, names::RESPONSES, "counter", "Answers sent, by RCODE.");
+        for (i, rcode) in RCODES.iter().enumerate() {
+            let _ = writeln!(out, "{}{{rcode=\"{rcode}\"}} {}", names::RESPONSES, load(&self.responses[i]));
+        }
+        help(&mut out, names::REQUEST_DURATION, "histogram", "Time from query received to answer ready.");
+        self.request_duration.render(&mut out, names::REQUEST_DURATION, "");
+        single(&mut out, names::SYNTHESIZED, "Answers carrying synthesized AAAA records.", load(&self.synthesized));
+        single(&mut out, names::A_STRIPPED, "A records removed for DNS64 clients.", load(&self.a_stripped));
+        help(&mut out, names::DROPPED, "counter", "Packets that got no answer, by reason.");
+        for (i, why) in DROPS.iter().enumerate() {
+            let _ = writeln!(out, "{}{{reason=\"{why}\"}} {}", names::DROPPED, load(&self.dropped[i]));
+        }
+        single(&mut out, names::REFUSED, "Queries refused by server.allow.", load(&self.refused));
+        let servers = self.servers.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        help(&mut out, names::UPSTREAM_REQUESTS, "counter", "Upstream exchanges, by server and result.");
+        for (addr, s) in &servers {
+            for (i, result) in UPSTREAM_RESULTS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "{}{{server=\"{addr}\",result=\"{result}\"}} {}",
+                    names::UPSTREAM_REQUESTS,
+                    load(&s.results[i])
+                );
+            }
+        }
+        help(&mut out, names::UPSTREAM_MISMATCHED, "counter", "Upstream replies dropped for a wrong ID or question (spoofing or late replies).");
+        for (addr, s) in &servers {
+            let _ = writeln!(out, "{}{{server=\"{addr}\"}} {}", names::UPSTREAM_MISMATCHED, load(&s.mismatched));
+        }
+        help(&mut out, names::UPSTREAM_DURATION, "histogram", "Upstream exchange time, by server.");
+        for (addr, s) in &servers {
+            s.duration.render(&mut out, names::UPSTREAM_DURATION, &format!("server=\"{addr}\""));
+        }
+        single(&mut out, names::CACHE_HITS, "Answers served from the cache.", load(&self.cache_hits));
+        single(&mut out, names::CACHE_MISSES, "Cache lookups that missed.", load(&self.cache_misses));
+        single(&mut out, names::CACHE_STALE, "Expired answers served because every upstream failed (RFC 8767).", load(&self.cache_stale));
+        help(&mut out, names::RELOADS, "counter", "Config reloads, by result.");
+        let _ = writeln!(out, "{}{{result=\"ok\"}} {}", names::RELOADS, load(&self.reloads_ok));
+        let _ = writeln!(out, "{}{{result=\"failed\"}} {}", names::RELOADS, load(&self.reloads_failed));
+        for (name, read) in self.gauges.0.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            help(&mut out, name, "gauge", "Current value.");
+            let _ = writeln!(out, "{name} {}", read());
+        }
+        help(&mut out, names::BUILD_INFO, "gauge", "Build information.");
+        let _ = writeln!(out, "{}{{version=\"{}\"}} 1", names::BUILD_INFO, env!("CARGO_PKG_VERSION"));
+        out
+    }
+}
+
+fn help(out: &mut String, name: &str, kind: &str, text: &str) {
+    let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
+}
+
+fn single(out: &mut String, name: &str, text: &str, v: u64) {
+    help(out, name, "counter", text);
+    let _ = writeln!(out, "{name} {v}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_render_with_closed_labels() {
+        let m = Metrics::default();
+        m.request(Transport::Udp, "::1".parse().unwrap(), rtype::AAAA);
+        m.request(Transport::Tcp, "127.0.0.1".parse().unwrap(), 999);
+        m.response(3, Duration::from_millis(2));
+        m.dropped(DropReason::Response);
+        let text = m.render();
+        assert!(text.contains("dns64d_requests_total{proto=\"udp\",family=\"ipv6\",qtype=\"AAAA\"} 1"), "{text}");
+        assert!(text.contains("dns64d_requests_total{proto=\"tcp\",family=\"ipv4\",qtype=\"other\"} 1"));
+        assert!(text.contains("dns64d_responses_total{rcode=\"NXDOMAIN\"} 1"));
+        assert!(text.contains("dns64d_request_duration_seconds_bucket{le=\"0.0025\"} 1"));
+        assert!(text.contains("dns64d_request_duration_seconds_bucket{le=\"0.001\"} 0"));
+        assert!(text.contains("dns64d_dropped_total{reason=\"response\"} 1"));
+        assert_eq!(m.value("dns64d_responses_total{rcode=\"NXDOMAIN\"}"), 1);
+    }
+
+    #[test]
+    fn upstream_servers_keep_their_slot_across_lookups() {
+        let m = Metrics::default();
+        let a = m.server("127.0.0.1:53".parse().unwrap());
+        a.exchange(UpstreamResult::Timeout, Duration::from_secs(2));
+        let again = m.server("127.0.0.1:53".parse().unwrap());
+        again.exchange(UpstreamResult::Ok, Duration::from_millis(1));
+        let text = m.render();
+        assert!(text.contains("dns64d_upstream_requests_total{server=\"127.0.0.1:53\",result=\"timeout\"} 1"));
+        assert!(text.contains("dns64d_upstream_requests_total{server=\"127.0.0.1:53\",result=\"ok\"} 1"));
+        assert!(text.contains("dns64d_upstream_duration_seconds_count{server=\"127.0.0.1:53\"} 2"));
     }
 }

@@ -6,8 +6,10 @@
 //! sends back whatever comes out.
 
 use std::borrow::Cow;
-use std::net::IpAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as HQuery, ResponseCode};
 use hickory_proto::rr::rdata::CNAME;
@@ -18,11 +20,11 @@ use crate::config::{Config, FilterA, PtrMode, ZonePolicy};
 use crate::dns64::{self, AaaaVerdict, Dns64, Prefix};
 use crate::error;
 use crate::filter::{self, AFailure};
-use crate::metrics::Metrics;
+use crate::metrics::{DropReason, Metrics};
 use crate::policy::{Policy, Rules, Treatment};
 use crate::reply::Client;
 use crate::upstream::{Reply, Upstream, UpstreamError};
-use crate::wire::{self, Query, ede, rcode, rtype};
+use crate::wire::{self, Query, WireError, ede, rcode, rtype};
 
 /// Which transport a query came in on: UDP replies are size-limited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +46,7 @@ pub struct Pipeline {
     parallel_a: bool,
     /// Every prefix any rule uses: PTR and ipv4only.arpa answer for all.
     all_prefixes: Vec<Prefix>,
+    query_log: QueryLog,
 }
 
 /// RFC 1035 class IN; DNS64 applies to nothing else.
@@ -59,11 +62,46 @@ struct Ask<'a> {
     client: Client<'a>,
     bytes: &'a [u8],
     rules: Rules<'a>,
+    trace: Trace,
+}
+
+/// What the query log reports about a query beyond its question.
+#[derive(Debug, Default)]
+struct Trace {
+    synthesized: AtomicBool,
+    upstream: Mutex<Option<SocketAddr>>,
+}
+
+impl Trace {
+    fn synthesized(&self) -> bool {
+        self.synthesized.load(Ordering::Relaxed)
+    }
+
+    fn upstream(&self) -> Option<SocketAddr> {
+        *self.upstream.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// `log.queries` with `log.query_sample`: log one query in N.
+#[derive(Debug)]
+struct QueryLog {
+    every: u64,
+    seen: AtomicU64,
+}
+
+impl QueryLog {
+    fn sampled(&self) -> bool {
+        self.every != 0 && self.seen.fetch_add(1, Ordering::Relaxed) % self.every == 0
+    }
 }
 
 impl Ask<'_> {
     fn query(&self) -> &Query<'_> {
         self.client.query
+    }
+
+    fn query_name(&self) -> String {
+        qname(self.query()).map_or_else(|| "?".into(), |n| n.to_ascii())
     }
 }
 
@@ -75,7 +113,11 @@ impl Pipeline {
             all_prefixes: policy.all_prefixes(),
             policy,
             dns64: Dns64::new(&cfg.dns64),
-            upstream: Upstream::new(&cfg.upstream, metrics.clone()),
+            upstream: Upstream::new(&cfg.upstream, &metrics),
+            query_log: QueryLog {
+                every: if cfg.log.queries { u64::from(cfg.log.query_sample) } else { 0 },
+                seen: AtomicU64::new(0),
+            },
             metrics,
             udp_payload: cfg.server.udp_payload,
             negative_ttl: cfg.filter.negative_ttl,
@@ -90,25 +132,22 @@ impl Pipeline {
     }
 
     /// Serves one packet; `None` means send nothing.
-    pub async fn handle(
-        &self,
-        packet: &[u8],
-        src: IpAddr,
-        transport: Transport,
-    ) -> Option<Vec<u8>> {
+    pub async fn handle(&self, packet: &[u8], src: IpAddr, transport: Transport) -> Option<Vec<u8>> {
+        let started = Instant::now();
         let query = match Query::parse(packet) {
             Ok(q) => q,
             Err(e) => {
+                self.metrics.request(transport, src, 0);
                 let out = error::reject(packet, e, self.udp_payload);
-                let counter = if out.is_some() {
-                    &self.metrics.malformed
-                } else {
-                    &self.metrics.dropped
-                };
-                self.metrics.count(counter);
+                match &out {
+                    Some(reply) => self.metrics.response(reply_rcode(reply), started.elapsed()),
+                    None if e == WireError::TooShort => self.metrics.dropped(DropReason::TooShort),
+                    None => self.metrics.dropped(DropReason::Response),
+                }
                 return out;
             }
         };
+        self.metrics.request(transport, src, query.qtype);
         let client = Client {
             query: &query,
             limit: (transport == Transport::Udp).then(|| query.udp_limit(self.udp_payload)),
@@ -123,27 +162,57 @@ impl Pipeline {
             client,
             bytes: &bytes,
             rules: self.policy.rules(query.qname()),
+            trace: Trace::default(),
         };
-        let out = match self.policy.classify(self.policy.client_ip(src, &query)) {
+        let client_ip = self.policy.client_ip(src, &query);
+        let out = match self.policy.classify(client_ip) {
             Treatment::Refuse => {
-                self.metrics.count(&self.metrics.refused);
-                ask.client
-                    .error(rcode::REFUSED, Some((ede::PROHIBITED, "")))
+                self.metrics.refused();
+                ask.client.error(rcode::REFUSED, Some((ede::PROHIBITED, "")))
             }
             Treatment::Dns64 if query.qclass == CLASS_IN && ask.rules.policy != ZonePolicy::Off => {
                 self.for_dns64_client(&ask).await
             }
             Treatment::Dns64 | Treatment::Plain => self.forward(&ask).await,
         };
-        if wire::Header::new(&out).is_some_and(|h| h.rcode() == rcode::SERVFAIL) {
-            self.metrics.count(&self.metrics.servfail);
+        let took = started.elapsed();
+        let rcode = reply_rcode(&out);
+        self.metrics.response(rcode, took);
+        if ask.trace.synthesized() {
+            self.metrics.synthesized();
+        }
+        if self.query_log.sampled() {
+            tracing::info!(
+                client = %client_ip,
+                name = %ask.query_name(),
+                qtype = query.qtype,
+                rcode,
+                synthesized = ask.trace.synthesized(),
+                upstream = ?ask.trace.upstream(),
+                latency_us = took.as_micros() as u64,
+                "query"
+            );
         }
         Some(out)
     }
 
+    /// Asks upstream, noting which server answered for the query log.
+    async fn ask_upstream(&self, ask: &Ask<'_>, bytes: &[u8]) -> Result<Reply, UpstreamError> {
+        let r = self.upstream.query(bytes).await;
+        if let Ok(reply) = &r {
+            *ask.trace.upstream.lock().unwrap_or_else(|e| e.into_inner()) = Some(reply.server);
+        }
+        r
+    }
+
+    /// The upstream pool (the readiness prober uses it).
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
     /// Plain forwarding: the upstream's reply with the client's ID.
     async fn forward(&self, ask: &Ask<'_>) -> Vec<u8> {
-        match self.upstream.query(ask.bytes).await {
+        match self.ask_upstream(ask, ask.bytes).await {
             Ok(reply) => ask.client.forward(reply.bytes),
             Err(e) => self.unreachable(ask, &e),
         }
@@ -173,7 +242,7 @@ impl Pipeline {
             rtype::AAAA => self.aaaa(ask).await,
             rtype::A if mode != FilterA::Pass => self.filtered_a(ask).await,
             _ if mode == FilterA::Pass => self.forward(ask).await,
-            _ => match self.upstream.query(ask.bytes).await {
+            _ => match self.ask_upstream(ask, ask.bytes).await {
                 Ok(reply) => self.filtered(ask, reply),
                 Err(e) => self.unreachable(ask, &e),
             },
@@ -203,7 +272,7 @@ impl Pipeline {
             ask.rules.prefixes,
             &self.dns64,
         );
-        self.metrics.add(&self.metrics.a_stripped, stripped as u64);
+        self.metrics.a_stripped(stripped);
         let qtype = RecordType::from(ask.query().qtype);
         if (stripped > 0 || qtype == RecordType::AAAA)
             && let Some(qname) = qname(ask.query())
@@ -218,7 +287,7 @@ impl Pipeline {
         let query = ask.query();
         // §5.5: DO=1 and CD=1: the client validates; no synthesis.
         if query.dnssec_ok() && query.header().cd() {
-            return match self.upstream.query(ask.bytes).await {
+            return match self.ask_upstream(ask, ask.bytes).await {
                 Ok(reply) => self.filtered(ask, reply),
                 Err(e) => self.unreachable(ask, &e),
             };
@@ -232,12 +301,12 @@ impl Pipeline {
         // the A response carries itself.
         let (aaaa, early_a) = if self.parallel_a {
             let (aaaa, a) = tokio::join!(
-                self.upstream.query(ask.bytes),
-                self.upstream.query(&a_query)
+                self.ask_upstream(ask, ask.bytes),
+                self.ask_upstream(ask, &a_query)
             );
             (aaaa, a.ok().and_then(|r| answered(&r.bytes)))
         } else {
-            (self.upstream.query(ask.bytes).await, None)
+            (self.ask_upstream(ask, ask.bytes).await, None)
         };
         let aaaa_msg = aaaa
             .as_ref()
@@ -285,7 +354,7 @@ impl Pipeline {
                 .synthesize(&ask.rules, &qname, aaaa_msg.as_ref(), &a)
         }) {
             Some(synth) => {
-                self.metrics.count(&self.metrics.synthesized);
+                ask.trace.synthesized.store(true, Ordering::Relaxed);
                 self.finish(ask, synth)
             }
             // §5.1.6: nothing to synthesize from: the original answer stands.
@@ -299,14 +368,14 @@ impl Pipeline {
         let Some(qname) = qname(query) else {
             return ask.client.error(rcode::FORMERR, None);
         };
-        let a = self.upstream.query(ask.bytes).await;
+        let a = self.ask_upstream(ask, ask.bytes).await;
         if let Some(msg) = a.as_ref().ok().and_then(|r| answered(&r.bytes)) {
             return self.finish(ask, msg);
         }
         // The A lookup failed: musl would fail the whole getaddrinfo on a
         // SERVFAIL, so the same name's AAAA lookup decides.
         let aaaa_query = wire::with_qtype(query, ask.bytes, rtype::AAAA);
-        let aaaa = self.upstream.query(&aaaa_query).await;
+        let aaaa = self.ask_upstream(ask, &aaaa_query).await;
         let aaaa_msg = aaaa.as_ref().ok().and_then(|r| answered(&r.bytes));
         match (filter::after_a_failure(aaaa_msg.as_ref()), aaaa_msg) {
             (AFailure::NoData | AFailure::NxDomain, Some(mut msg)) => {
@@ -354,7 +423,7 @@ impl Pipeline {
         ));
         if self.policy.ptr() == PtrMode::Follow {
             let followed = match build_query(ask.query(), &target, RecordType::PTR) {
-                Some(bytes) => self.upstream.query(&bytes).await,
+                Some(bytes) => self.ask_upstream(ask, &bytes).await,
                 None => return Some(ask.client.error(rcode::SERVFAIL, None)),
             };
             let reply = match followed {
@@ -373,6 +442,11 @@ impl Pipeline {
         }
         Some(self.finish(ask, msg))
     }
+}
+
+/// The RCODE of a reply we built (extended RCODEs count by their low bits).
+fn reply_rcode(reply: &[u8]) -> u16 {
+    wire::Header::new(reply).map_or(rcode::SERVFAIL, |h| h.rcode())
 }
 
 /// True when a reply holds something the A filter changes.

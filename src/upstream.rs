@@ -20,7 +20,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout_at;
 
 use crate::config::{UpstreamConfig, unspecified_for};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ServerStats, UpstreamResult};
 use crate::wire::{self, HEADER_LEN, Header, rcode};
 
 /// Consecutive failures that mark a server down.
@@ -60,6 +60,7 @@ impl Reply {
 #[derive(Debug)]
 struct Server {
     addr: SocketAddr,
+    stats: Arc<ServerStats>,
     failures: AtomicU32,
     /// Milliseconds since `Upstream::epoch` until which the server is down.
     down_until: AtomicU64,
@@ -72,18 +73,18 @@ pub struct Upstream {
     timeout: Duration,
     attempts: u32,
     epoch: Instant,
-    metrics: Arc<Metrics>,
 }
 
 impl Upstream {
     /// A pool over `cfg.servers`, tried in order of health.
-    pub fn new(cfg: &UpstreamConfig, metrics: Arc<Metrics>) -> Upstream {
+    pub fn new(cfg: &UpstreamConfig, metrics: &Metrics) -> Upstream {
         Upstream {
             servers: cfg
                 .servers
                 .iter()
                 .map(|&addr| Server {
                     addr,
+                    stats: metrics.server(addr),
                     failures: AtomicU32::new(0),
                     down_until: AtomicU64::new(0),
                 })
@@ -91,7 +92,6 @@ impl Upstream {
             timeout: cfg.timeout,
             attempts: cfg.attempts,
             epoch: Instant::now(),
-            metrics,
         }
     }
 
@@ -139,33 +139,35 @@ impl Upstream {
         let mut last_err = UpstreamError::Timeout;
         for attempt in 0..self.attempts as usize {
             let i = order[attempt % order.len()];
-            let addr = self.servers[i].addr;
+            let server = &self.servers[i];
             let id: u16 = rand::random();
             wire::set_id(&mut packet, id);
             let started = Instant::now();
-            let result = self.exchange(addr, &packet, id, question).await;
-            self.metrics.upstream_latency(started.elapsed());
+            let result = self.exchange(server, &packet, id, question).await;
+            let took = started.elapsed();
             match result {
                 Ok(bytes) => {
-                    let reply = Reply {
-                        bytes,
-                        server: addr,
-                    };
+                    let reply = Reply { bytes, server: server.addr };
                     match reply.rcode() {
                         rcode::SERVFAIL | rcode::REFUSED => {
-                            self.metrics.count(&self.metrics.upstream_errors);
+                            server.stats.exchange(UpstreamResult::ErrorRcode, took);
                             self.mark(i, false);
                             last_error_reply = Some(reply);
                         }
                         _ => {
+                            server.stats.exchange(UpstreamResult::Ok, took);
                             self.mark(i, true);
                             return Ok(reply);
                         }
                     }
                 }
                 Err(e) => {
-                    tracing::debug!(server = %addr, error = %e, "upstream attempt failed");
-                    self.metrics.count(&self.metrics.upstream_errors);
+                    tracing::debug!(server = %server.addr, error = %e, "upstream attempt failed");
+                    let kind = match e {
+                        UpstreamError::Timeout => UpstreamResult::Timeout,
+                        UpstreamError::Io(_) => UpstreamResult::Io,
+                    };
+                    server.stats.exchange(kind, took);
                     self.mark(i, false);
                     last_err = e;
                 }
@@ -174,16 +176,34 @@ impl Upstream {
         last_error_reply.ok_or(last_err)
     }
 
+    /// Asks every server for the root NS set (any answer, whatever its
+    /// RCODE, shows the server is alive) and updates health: servers marked
+    /// down are probed back this way. True when at least one answered.
+    pub async fn probe(&self) -> bool {
+        // `. IN NS`, RD=1: every recursive resolver can answer it.
+        let mut query = vec![0, 0, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1];
+        let question = query[HEADER_LEN..].to_vec();
+        let mut any = false;
+        for (i, server) in self.servers.iter().enumerate() {
+            let id: u16 = rand::random();
+            wire::set_id(&mut query, id);
+            let ok = self.exchange(server, &query, id, &question).await.is_ok();
+            self.mark(i, ok);
+            any |= ok;
+        }
+        any
+    }
+
     /// One attempt: UDP, then TCP when the UDP reply is truncated.
     async fn exchange(
         &self,
-        addr: SocketAddr,
+        server: &Server,
         packet: &[u8],
         id: u16,
         question: &[u8],
     ) -> Result<Vec<u8>, UpstreamError> {
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let reply = timeout_at(deadline, self.udp(addr, packet, id, question))
+        let reply = timeout_at(deadline, self.udp(server, packet, id, question))
             .await
             .map_err(|_| UpstreamError::Timeout)??;
         if !Header::new(&reply).is_some_and(|h| h.tc()) {
@@ -191,18 +211,19 @@ impl Upstream {
         }
         // The TCP retry gets its own full timeout: the server is known to be alive.
         let deadline = tokio::time::Instant::now() + self.timeout;
-        timeout_at(deadline, self.tcp(addr, packet, id, question))
+        timeout_at(deadline, self.tcp(server, packet, id, question))
             .await
             .map_err(|_| UpstreamError::Timeout)?
     }
 
     async fn udp(
         &self,
-        addr: SocketAddr,
+        server: &Server,
         packet: &[u8],
         id: u16,
         question: &[u8],
     ) -> Result<Vec<u8>, UpstreamError> {
+        let addr = server.addr;
         let sock = UdpSocket::bind(unspecified_for(&addr)).await?;
         sock.connect(addr).await?;
         sock.send(packet).await?;
@@ -214,18 +235,18 @@ impl Upstream {
                 return Ok(buf);
             }
             // Wrong ID or question: a spoofing attempt or a late reply.
-            self.metrics.count(&self.metrics.upstream_mismatched);
+            server.stats.mismatched();
         }
     }
 
     async fn tcp(
         &self,
-        addr: SocketAddr,
+        server: &Server,
         packet: &[u8],
         id: u16,
         question: &[u8],
     ) -> Result<Vec<u8>, UpstreamError> {
-        let mut stream = TcpStream::connect(addr).await?;
+        let mut stream = TcpStream::connect(server.addr).await?;
         stream.set_nodelay(true)?;
         let mut framed = Vec::with_capacity(packet.len() + 2);
         framed.extend_from_slice(&(packet.len() as u16).to_be_bytes());
@@ -238,7 +259,7 @@ impl Upstream {
             if acceptable(&buf, id, question) {
                 return Ok(buf);
             }
-            self.metrics.count(&self.metrics.upstream_mismatched);
+            server.stats.mismatched();
         }
     }
 }

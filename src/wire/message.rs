@@ -13,7 +13,7 @@
 
 use std::fmt;
 
-use super::{HEADER_LEN, Header, MAX_LABEL_LEN, MAX_NAME_LEN, WireError, rtype};
+use super::{HEADER_LEN, Header, MAX_NAME_LEN, WireError, rtype};
 
 /// Most compression pointers one name may follow. A 255-octet name has at
 /// most 127 labels, so a legitimate name never needs more hops than that.
@@ -138,7 +138,8 @@ pub enum Section {
 impl Section {
     const ALL: [Section; 3] = [Section::Answer, Section::Authority, Section::Additional];
 
-    fn index(self) -> usize {
+    /// Position in the header counts: answer 0, authority 1, additional 2.
+    pub(crate) fn index(self) -> usize {
         match self {
             Section::Answer => 0,
             Section::Authority => 1,
@@ -921,7 +922,7 @@ mod tests {
             m.extend_from_slice(&[0xc0, 41, 0, 1, 0, 1, 0, 0, 1, 0, 0, 4, 192, 0, 2, last]);
         }
         // SOA owner -> 16 (example.), mname ns + ptr, rname ptr.
-        m.extend_from_slice(&[0xc0, 16, 0, 6, 0, 1, 0, 0, 3, 0x84, 0, 26]);
+        m.extend_from_slice(&[0xc0, 16, 0, 6, 0, 1, 0, 0, 3, 0x84, 0, 27]);
         m.extend_from_slice(&[2, b'n', b's', 0xc0, 16, 0xc0, 16]);
         m.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 30]);
         // OPT: payload 1232, DO, one option (code 10, 2 octets).

@@ -724,3 +724,9 @@ mod tests {
         assert!(!same_question(&lower, q.question()));
     }
 }
+
+pub mod message;
+pub mod rewrite;
+
+pub use message::{Message, Name, Opt, ParseError, Question, Rr, Section, Summary};
+pub use rewrite::RewriteError;

@@ -21,3 +21,15 @@ mod bad_input;
 
 /// §8 config errors, through the library and the binary.
 mod config;
+
+/// §3.8 parallel A, §3.9 per-name policies, §5 AAAA order.
+mod policy;
+
+/// §6 PTR and ipv4only.arpa.
+mod ptr;
+
+/// §1 clients behind a trusted forwarder (EDNS Client Subnet).
+mod forwarder;
+
+/// The binary: config file, start-up warning, SIGHUP reload, SIGTERM drain.
+mod binary;

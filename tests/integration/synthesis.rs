@@ -211,7 +211,7 @@ async fn aaaa_query_is_forwarded_with_the_clients_do_bit_and_edns_options() {
 }
 
 #[tokio::test]
-async fn upstream_queries_use_dns64d_own_ids_and_source_port() {
+async fn upstream_queries_use_dns64ds_own_ids_and_source_ports() {
     let d = Dns64d::start("").await;
     let ids = [0x0101u16, 0x0202, 0x0303, 0x0404];
     let names = [

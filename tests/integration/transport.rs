@@ -28,6 +28,31 @@ fn many_synthesized() -> Vec<std::net::Ipv6Addr> {
         .collect()
 }
 
+/// A reply to AAAA many.example. cut to `limit` bytes keeps as many whole
+/// synthesized records as fit, in upstream order, and sets TC (RFC 2181 §9).
+#[track_caller]
+fn assert_cut_to(reply: &crate::support::Reply, limit: usize) {
+    assert!(reply.tc(), "TC=1");
+    assert!(
+        reply.raw.len() <= limit,
+        "{} bytes > {limit}",
+        reply.raw.len()
+    );
+    let got = reply.aaaa();
+    assert!(!got.is_empty(), "musl still gets usable addresses");
+    assert_eq!(
+        got,
+        many_synthesized()[..got.len()],
+        "whole records, in order"
+    );
+    assert!(
+        reply.raw.len() + 28 > limit,
+        "room was left for another 28-byte AAAA ({} bytes, {} records)",
+        reply.raw.len(),
+        got.len()
+    );
+}
+
 #[tokio::test]
 async fn every_answer_echoes_the_id_rd_and_question_byte_for_byte() {
     let d = Dns64d::start("").await;
@@ -112,21 +137,7 @@ async fn no_opt_record_answers_a_query_without_edns() {
 async fn a_large_answer_to_a_client_without_edns_keeps_the_whole_records_that_fit_and_sets_tc() {
     let d = Dns64d::start("").await;
     let reply = d.udp(&q(zone::MANY, RecordType::AAAA)).await;
-    assert!(reply.tc(), "TC=1");
-    assert!(reply.raw.len() <= 512, "{} bytes", reply.raw.len());
-    let got = reply.aaaa();
-    assert!(!got.is_empty(), "musl still gets usable addresses");
-    assert_eq!(
-        got,
-        many_synthesized()[..got.len()],
-        "whole records, in order"
-    );
-    assert!(
-        reply.raw.len() + 28 > 512,
-        "room was left for another 28-byte AAAA ({} bytes, {} records)",
-        reply.raw.len(),
-        got.len()
-    );
+    assert_cut_to(&reply, 512);
 }
 
 #[tokio::test]
@@ -321,19 +332,7 @@ async fn a_failed_upstream_is_not_waited_for_again_on_the_next_query() {
 async fn a_large_answer_is_cut_to_the_clients_edns_payload_size() {
     let d = Dns64d::start("").await;
     let reply = d.udp(&q(zone::MANY, RecordType::AAAA).edns(700)).await;
-    assert!(reply.tc(), "TC=1");
-    assert!(reply.raw.len() <= 700, "{} bytes", reply.raw.len());
-    let got = reply.aaaa();
-    assert_eq!(
-        got,
-        many_synthesized()[..got.len()],
-        "whole records, in order"
-    );
-    assert!(
-        reply.raw.len() + 28 > 700,
-        "room was left for another AAAA ({} bytes)",
-        reply.raw.len()
-    );
+    assert_cut_to(&reply, 700);
 }
 
 #[tokio::test]
@@ -345,13 +344,5 @@ async fn udp_replies_never_exceed_server_udp_payload() {
     )
     .await;
     let reply = d.udp(&q(zone::MANY, RecordType::AAAA).edns(4096)).await;
-    assert!(reply.raw.len() <= 600, "{} bytes", reply.raw.len());
-    assert!(reply.tc(), "TC=1");
-    let got = reply.aaaa();
-    assert!(!got.is_empty());
-    assert_eq!(
-        got,
-        many_synthesized()[..got.len()],
-        "whole records, in order"
-    );
+    assert_cut_to(&reply, 600);
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::opt::EdnsOption;
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -64,36 +64,45 @@ impl Q {
         self
     }
 
+    /// The query's OPT record, added with a 1232-byte payload if there is none.
+    fn opt(&mut self) -> &mut Edns {
+        self.message.edns.get_or_insert_with(|| {
+            let mut edns = Edns::new();
+            edns.set_max_payload(1232);
+            edns
+        })
+    }
+
     /// Adds an OPT record advertising `payload` bytes.
     pub fn edns(mut self, payload: u16) -> Q {
-        let mut edns = self.message.edns.take().unwrap_or_default();
-        edns.set_max_payload(payload);
-        self.message.edns = Some(edns);
+        self.opt().set_max_payload(payload);
         self
     }
 
-    /// Sets DO=1 (adding an OPT with 1232 bytes if there is none).
+    /// Sets DO=1 (adding an OPT if there is none).
     pub fn dnssec_ok(mut self) -> Q {
-        let mut edns = self.message.edns.take().unwrap_or_else(|| {
-            let mut e = Edns::new();
-            e.set_max_payload(1232);
-            e
-        });
-        edns.set_dnssec_ok(true);
-        self.message.edns = Some(edns);
+        self.opt().set_dnssec_ok(true);
         self
     }
 
-    /// Adds an EDNS option (adding an OPT with 1232 bytes if there is none).
+    /// Adds an EDNS option (adding an OPT if there is none).
     pub fn option(mut self, code: u16, data: &[u8]) -> Q {
-        let mut edns = self.message.edns.take().unwrap_or_else(|| {
-            let mut e = Edns::new();
-            e.set_max_payload(1232);
-            e
-        });
-        edns.options_mut()
+        self.opt()
+            .options_mut()
             .insert(EdnsOption::Unknown(code, data.to_vec()));
-        self.message.edns = Some(edns);
+        self
+    }
+
+    /// Adds an RFC 7871 Client Subnet option for `addr`/`source_prefix`, as a
+    /// forwarder such as CoreDNS sends (adding an OPT if there is none).
+    pub fn ecs(mut self, addr: std::net::IpAddr, source_prefix: u8) -> Q {
+        self.opt()
+            .options_mut()
+            .insert(EdnsOption::Subnet(ClientSubnet::new(
+                addr,
+                source_prefix,
+                0,
+            )));
         self
     }
 

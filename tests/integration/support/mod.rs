@@ -23,6 +23,7 @@ const BASE_CONFIG: &str = r#"
 [server]
 listen = ["127.0.0.1:0"]
 allow = ["127.0.0.0/8"]
+metrics = ""
 
 [upstream]
 timeout = "300ms"
@@ -37,20 +38,20 @@ pub const BASE_UPSTREAM_TIMEOUT_MS: u64 = 300;
 
 /// [`BASE_CONFIG`] pointed at `upstream`, with `overrides` (a TOML snippet) merged over it.
 pub fn config_toml(upstream: SocketAddr, overrides: &str) -> String {
-    let mut config: toml::Table = BASE_CONFIG.parse().expect("base config parses");
-    config
-        .get_mut("upstream")
-        .and_then(toml::Value::as_table_mut)
-        .expect("base config has [upstream]")
-        .insert(
-            "servers".into(),
-            toml::Value::Array(vec![toml::Value::String(upstream.to_string())]),
-        );
-    let overrides: toml::Table = overrides
+    let servers = format!("[upstream]\nservers = [\"{upstream}\"]");
+    merge_toml(&merge_toml(BASE_CONFIG, &servers), overrides)
+}
+
+/// `over` merged into `base`, key by key (tables recursively, anything else replaced).
+pub fn merge_toml(base: &str, over: &str) -> String {
+    let mut base: toml::Table = base
+        .parse()
+        .unwrap_or_else(|e| panic!("base config does not parse: {e}"));
+    let over: toml::Table = over
         .parse()
         .unwrap_or_else(|e| panic!("test config snippet does not parse: {e}"));
-    merge(&mut config, overrides);
-    toml::to_string(&config).expect("serialise config")
+    merge(&mut base, over);
+    toml::to_string(&base).expect("serialise config")
 }
 
 fn merge(base: &mut toml::Table, over: toml::Table) {

@@ -1,0 +1,288 @@
+//! The `dns64d` binary as operators run it: a config file, logs on stderr,
+//! signals (SPEC §2 start-up warning, §8 reload errors, §9 SIGHUP and SIGTERM).
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+use crate::support::client::{self, SILENCE};
+use crate::support::{Action, Upstream, q, zone};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_dns64d");
+/// How long the binary may take to start answering, or to react to a signal.
+const PATIENCE: Duration = Duration::from_secs(8);
+
+/// A 127.0.0.1 port that is free for both UDP and TCP right now. The binary
+/// needs a fixed port because its bound address is not reported anywhere.
+fn free_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let port = udp.local_addr().expect("bound").port();
+        if std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Writes a config listening on `addr` and forwarding to `upstream`, without a
+/// metrics listener (its fixed default port would collide between tests), with
+/// `[log]` at warn level as text, and `extra` merged over it.
+fn write_config(path: &Path, addr: SocketAddr, upstream: &Upstream, extra: &str) {
+    let base = format!(
+        "[server]\nlisten = [\"{addr}\"]\nallow = [\"127.0.0.0/8\"]\nmetrics = \"\"\n\
+         [upstream]\nservers = [\"{}\"]\ntimeout = \"300ms\"\nattempts = 2\n\
+         [log]\nlevel = \"warn\"\nformat = \"text\"\n",
+        upstream.addr()
+    );
+    std::fs::write(path, crate::support::merge_toml(&base, extra)).expect("write config");
+}
+
+/// dns64d running as a child process; killed (this child only) when dropped.
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+    config: PathBuf,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+impl Running {
+    /// Starts the binary with a config (listen and upstream filled in, `[log]`
+    /// at warn level unless `extra` says otherwise) and waits until it answers.
+    async fn start(upstream: &Upstream, extra: &str) -> Running {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let config = std::env::temp_dir().join(format!(
+            "dns64d-binary-{}-{}.toml",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+        write_config(&config, addr, upstream, extra);
+        let mut child = Command::new(BINARY)
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn dns64d");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let mut running = Running {
+            child,
+            addr,
+            config,
+            stderr: Arc::new(Mutex::new(Vec::new())),
+        };
+        let lines = running.stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let started = Instant::now();
+        loop {
+            let probe = q(zone::DUAL, RecordType::AAAA).bytes();
+            if client::udp_maybe(addr, &probe, Duration::from_millis(200))
+                .await
+                .is_some()
+            {
+                return running;
+            }
+            if let Some(status) = running.exited() {
+                panic!(
+                    "dns64d exited with {status} before answering:\n{}",
+                    running.log()
+                );
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "dns64d not answering on {addr} after {PATIENCE:?}:\n{}",
+                running.log()
+            );
+        }
+    }
+
+    /// Replaces the config file (for a reload).
+    fn rewrite_config(&self, upstream: &Upstream, extra: &str) {
+        write_config(&self.config, self.addr, upstream, extra);
+    }
+
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("wait")
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("WARN"))
+            .cloned()
+            .collect()
+    }
+
+    /// Sends `signal` (e.g. "HUP") to this child, by its process id.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    async fn a_query(&self) -> crate::support::Reply {
+        client::udp(self.addr, &q(zone::A_ONLY, RecordType::A).bytes()).await
+    }
+}
+
+const DNS64_ON_LOOPBACK: &str = r#"[dns64]
+clients = ["127.0.0.0/8"]"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_serves_dns64_from_a_config_file() {
+    let upstream = Upstream::start().await;
+    let running = Running::start(&upstream, DNS64_ON_LOOPBACK).await;
+    let reply = client::udp(running.addr, &q(zone::A_ONLY, RecordType::AAAA).bytes()).await;
+    assert_eq!(reply.aaaa().len(), zone::A_ONLY_ADDRS.len());
+    let reply = client::tcp(running.addr, &q(zone::A_ONLY, RecordType::AAAA).bytes()).await;
+    assert_eq!(reply.aaaa().len(), zone::A_ONLY_ADDRS.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_warns_once_when_the_well_known_prefix_may_map_private_ipv4() {
+    let upstream = Upstream::start().await;
+    // Defaults: 64:ff9b::/96 and mapped = 0.0.0.0/0, which includes RFC 1918.
+    let running = Running::start(&upstream, DNS64_ON_LOOPBACK).await;
+    running.a_query().await;
+    let warnings = running.warnings();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one warning at start-up:\n{}",
+        running.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_does_not_warn_when_strict_rfc6052_is_set() {
+    let upstream = Upstream::start().await;
+    let config = format!("{DNS64_ON_LOOPBACK}\nstrict_rfc6052 = true");
+    let running = Running::start(&upstream, &config).await;
+    running.a_query().await;
+    assert!(running.warnings().is_empty(), "{}", running.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_does_not_warn_when_mapped_excludes_private_ipv4() {
+    let upstream = Upstream::start().await;
+    let config = format!("{DNS64_ON_LOOPBACK}\nmapped = [\"192.0.2.0/24\", \"198.51.100.0/24\"]");
+    let running = Running::start(&upstream, &config).await;
+    running.a_query().await;
+    assert!(running.warnings().is_empty(), "{}", running.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_the_config_file() {
+    let upstream = Upstream::start().await;
+    let pass = format!("{DNS64_ON_LOOPBACK}\n[filter]\na = \"pass\"");
+    let running = Running::start(&upstream, &pass).await;
+    assert_eq!(running.a_query().await.a().len(), zone::A_ONLY_ADDRS.len());
+    let strip = format!("{DNS64_ON_LOOPBACK}\n[filter]\na = \"strip\"");
+    running.rewrite_config(&upstream, &strip);
+    running.signal("HUP");
+    let started = Instant::now();
+    while !running.a_query().await.a().is_empty() {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "filter.a = strip not in effect after SIGHUP:\n{}",
+            running.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_reload_names_the_key_and_keeps_the_running_config() {
+    let upstream = Upstream::start().await;
+    let pass = format!("{DNS64_ON_LOOPBACK}\n[filter]\na = \"pass\"");
+    let running = Running::start(&upstream, &pass).await;
+    let broken = format!("{DNS64_ON_LOOPBACK}\n[filter]\na = \"drop\"");
+    running.rewrite_config(&upstream, &broken);
+    running.signal("HUP");
+    let started = Instant::now();
+    while !running.log().contains("filter.a") {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "no error naming filter.a after a bad reload:\n{}",
+            running.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        running.a_query().await.a().len(),
+        zone::A_ONLY_ADDRS.len(),
+        "the old config (filter.a = pass) keeps serving"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_answers_in_flight_queries_then_exits() {
+    let upstream = Upstream::start().await;
+    let running = Running::start(&upstream, DNS64_ON_LOOPBACK).await;
+    upstream.on(
+        zone::TXT_ONLY,
+        None,
+        Action::Delay(Duration::from_millis(250)),
+    );
+    let addr = running.addr;
+    let in_flight = tokio::spawn(async move {
+        client::udp_maybe(
+            addr,
+            &q(zone::TXT_ONLY, RecordType::TXT).bytes(),
+            Duration::from_secs(3),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    running.signal("TERM");
+    let raw = in_flight
+        .await
+        .expect("client task")
+        .expect("the in-flight query was answered");
+    assert_eq!(
+        crate::support::Reply::parse(raw).rcode(),
+        ResponseCode::NoError
+    );
+    let mut running = running;
+    let started = Instant::now();
+    loop {
+        if let Some(status) = running.exited() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "still running after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // New queries are no longer answered.
+    let probe = q(zone::DUAL, RecordType::AAAA).bytes();
+    assert_eq!(client::udp_maybe(addr, &probe, SILENCE).await, None);
+}
