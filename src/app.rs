@@ -102,14 +102,22 @@ impl Server {
         let control = match config.server.metrics {
             None => None,
             Some(addr) => {
-                let l = std::net::TcpListener::bind(addr).map_err(|source| StartError::Metrics { addr, source })?;
-                l.set_nonblocking(true).map_err(|source| StartError::Metrics { addr, source })?;
+                let l = std::net::TcpListener::bind(addr)
+                    .map_err(|source| StartError::Metrics { addr, source })?;
+                l.set_nonblocking(true)
+                    .map_err(|source| StartError::Metrics { addr, source })?;
                 Some(l)
             }
         };
         let metrics = Arc::new(Metrics::default());
-        let pipeline = Arc::new(ArcSwap::from_pointee(Pipeline::new(&config, metrics.clone())));
-        let listeners = bound.iter().map(|(cfg, b)| (*cfg, (b.addr, CancellationToken::new()))).collect();
+        let pipeline = Arc::new(ArcSwap::from_pointee(Pipeline::new(
+            &config,
+            metrics.clone(),
+        )));
+        let listeners = bound
+            .iter()
+            .map(|(cfg, b)| (*cfg, (b.addr, CancellationToken::new())))
+            .collect();
         Ok(Server {
             inner: Arc::new(Inner {
                 config: Mutex::new(config),
@@ -150,7 +158,9 @@ impl Server {
 
     /// A handle for reloads and probes, usable while [`run`](Server::run) runs.
     pub fn handle(&self) -> Handle {
-        Handle { inner: self.inner.clone() }
+        Handle {
+            inner: self.inner.clone(),
+        }
     }
 
     /// Serves until `shutdown` fires, then stops accepting and waits up to
@@ -179,8 +189,13 @@ impl Server {
             let s = s.clone();
             Arc::new(move || (max - s.available_permits()) as u64) as crate::metrics::GaugeFn
         };
-        self.inner.metrics.gauge(names::INFLIGHT, gauge(&shared.inflight, max_inflight));
-        self.inner.metrics.gauge(names::TCP_CONNECTIONS, gauge(&shared.tcp_connections, max_tcp));
+        self.inner
+            .metrics
+            .gauge(names::INFLIGHT, gauge(&shared.inflight, max_inflight));
+        self.inner.metrics.gauge(
+            names::TCP_CONNECTIONS,
+            gauge(&shared.tcp_connections, max_tcp),
+        );
         let _ = self.inner.shared.set(shared.clone());
 
         let listeners = TaskTracker::new();
@@ -191,7 +206,9 @@ impl Server {
         if let Some(l) = self.control {
             match tokio::net::TcpListener::from_std(l) {
                 Ok(l) => {
-                    let control: Arc<dyn Control> = Arc::new(Handle { inner: self.inner.clone() });
+                    let control: Arc<dyn Control> = Arc::new(Handle {
+                        inner: self.inner.clone(),
+                    });
                     listeners.spawn(control::serve(l, control, shutdown.clone()));
                 }
                 Err(e) => tracing::error!(error = %e, "cannot register the metrics socket"),
@@ -204,19 +221,30 @@ impl Server {
         shutdown.cancelled().await;
         listeners.wait().await;
         shared.tracker.close();
-        if tokio::time::timeout(drain, shared.tracker.wait()).await.is_err() {
-            tracing::warn!(remaining = shared.tracker.len(), "drain timeout reached; exiting with queries in flight");
+        if tokio::time::timeout(drain, shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                remaining = shared.tracker.len(),
+                "drain timeout reached; exiting with queries in flight"
+            );
         }
     }
 }
 
 fn spawn_listener(tracker: &TaskTracker, b: Bound, shared: &Shared, stop: CancellationToken) {
-    match (tokio::net::UdpSocket::from_std(b.udp), tokio::net::TcpListener::from_std(b.tcp)) {
+    match (
+        tokio::net::UdpSocket::from_std(b.udp),
+        tokio::net::TcpListener::from_std(b.tcp),
+    ) {
         (Ok(udp), Ok(tcp)) => {
             tracker.spawn(listen::serve_udp(udp, shared.clone(), stop.clone()));
             tracker.spawn(listen::serve_tcp(tcp, shared.clone(), stop));
         }
-        (Err(e), _) | (_, Err(e)) => tracing::error!(addr = %b.addr, error = %e, "cannot register socket"),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(addr = %b.addr, error = %e, "cannot register socket")
+        }
     }
 }
 
@@ -254,8 +282,14 @@ async fn prober(inner: Arc<Inner>, shutdown: CancellationToken) {
 impl Handle {
     /// Re-reads the config file and applies it (SIGHUP, `POST /reload`).
     pub fn reload(&self) -> Result<(), ReloadError> {
-        let path = self.inner.config_path.as_deref().ok_or(ReloadError::NoFile)?;
-        let result = Config::load(Some(path)).map_err(ReloadError::from).and_then(|cfg| self.apply(cfg));
+        let path = self
+            .inner
+            .config_path
+            .as_deref()
+            .ok_or(ReloadError::NoFile)?;
+        let result = Config::load(Some(path))
+            .map_err(ReloadError::from)
+            .and_then(|cfg| self.apply(cfg));
         if let Err(e) = &result {
             self.inner.metrics.reload(false);
             tracing::error!(error = %e, "config reload refused; the running config keeps serving");
@@ -272,9 +306,17 @@ impl Handle {
         let inner = &self.inner;
         let mut current = inner.config.lock().unwrap_or_else(|e| e.into_inner());
         let mut map = inner.listeners.lock().unwrap_or_else(|e| e.into_inner());
-        let added: Vec<SocketAddr> = cfg.server.listen.iter().filter(|a| !map.contains_key(a)).copied().collect();
+        let added: Vec<SocketAddr> = cfg
+            .server
+            .listen
+            .iter()
+            .filter(|a| !map.contains_key(a))
+            .copied()
+            .collect();
         let fresh = bind_all(&added)?;
-        inner.pipeline.store(Arc::new(Pipeline::new(&cfg, inner.metrics.clone())));
+        inner
+            .pipeline
+            .store(Arc::new(Pipeline::new(&cfg, inner.metrics.clone())));
         if let Some(shared) = inner.shared.get() {
             let tracker = TaskTracker::new();
             for (configured, b) in fresh {
@@ -297,7 +339,9 @@ impl Handle {
             || s.0.tcp_idle_timeout != s.1.tcp_idle_timeout
             || s.0.metrics != s.1.metrics
         {
-            tracing::warn!("server.max_inflight, max_tcp_connections, tcp_idle_timeout and metrics apply at the next restart");
+            tracing::warn!(
+                "server.max_inflight, max_tcp_connections, tcp_idle_timeout and metrics apply at the next restart"
+            );
         }
         tracing::info!(
             listen = ?cfg.server.listen,
@@ -312,7 +356,11 @@ impl Handle {
 
     /// Bound addresses of the current listeners.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        let map = self.inner.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         map.values().map(|(a, _)| *a).collect()
     }
 
@@ -332,7 +380,13 @@ impl Control for Handle {
     }
 
     fn reload(&self) -> Option<Result<(), String>> {
-        let enabled = self.inner.config.lock().unwrap_or_else(|e| e.into_inner()).server.http_reload;
+        let enabled = self
+            .inner
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .server
+            .http_reload;
         enabled.then(|| Handle::reload(self).map_err(|e| e.to_string()))
     }
 }

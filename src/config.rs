@@ -50,6 +50,12 @@ pub const DEFAULT_MAX_INFLIGHT: usize = 4096;
 pub const DEFAULT_MAX_TCP_CONNECTIONS: usize = 1024;
 /// Metrics, /health and /ready: loopback only unless the operator says otherwise.
 pub const DEFAULT_METRICS: &str = "127.0.0.1:9153";
+/// Cache entries expected; sizes the shards.
+pub const DEFAULT_CACHE_SIZE: usize = 10_000;
+/// Cache memory bound: 32 MiB holds ~100k typical answers.
+pub const DEFAULT_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+/// RFC 8767 §5 suggests 1 to 3 days; Unbound uses 1 day.
+pub const DEFAULT_STALE_MAX_AGE: Duration = Duration::from_secs(86_400);
 /// How long SIGTERM waits for in-flight queries.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Per-attempt upstream timeout; 2 tries × 2 s stays under glibc's 5 s.
@@ -174,6 +180,23 @@ pub struct RawConfig {
     filter: RawFilter,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    cache: RawCache,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    enabled: Option<bool>,
+    size: Option<u64>,
+    max_bytes: Option<u64>,
+    min_ttl: Option<Seconds>,
+    max_ttl: Option<Seconds>,
+    negative_max_ttl: Option<Seconds>,
+    servfail_ttl: Option<Seconds>,
+    serve_stale: Option<bool>,
+    stale_max_age: Option<Seconds>,
+    stale_ttl: Option<Seconds>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -259,6 +282,26 @@ pub struct Config {
     pub dns64: Dns64Config,
     pub filter: FilterConfig,
     pub log: LogConfig,
+    pub cache: CacheConfig,
+}
+
+/// `[cache]`: the answer cache (RFC 2308 negative caching, RFC 8767 serve-stale).
+#[derive(Debug, Clone, Serialize)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    /// Expected number of entries (sizes the shards).
+    pub size: usize,
+    /// Upper bound on the bytes held.
+    pub max_bytes: u64,
+    pub min_ttl: u32,
+    pub max_ttl: u32,
+    pub negative_max_ttl: u32,
+    /// RFC 2308 §7: SERVFAIL is cached for a few seconds at most.
+    pub servfail_ttl: u32,
+    pub serve_stale: bool,
+    #[serde(serialize_with = "ser_duration")]
+    pub stale_max_age: Duration,
+    pub stale_ttl: u32,
 }
 
 /// `[server]`: listeners, ACL and resource caps.
@@ -486,7 +529,9 @@ impl TryFrom<RawConfig> for Config {
             metrics: match s.metrics.as_deref().map(str::trim) {
                 None => Some(DEFAULT_METRICS.parse().expect("constant")),
                 Some("") => None,
-                Some(v) => Some(parse_socket(v, 9153).map_err(|r| invalid("server.metrics", v, r))?),
+                Some(v) => {
+                    Some(parse_socket(v, 9153).map_err(|r| invalid("server.metrics", v, r))?)
+                }
             },
             http_reload: s.http_reload.unwrap_or(false),
         };
@@ -597,9 +642,55 @@ impl TryFrom<RawConfig> for Config {
             query_sample: match raw.log.query_sample {
                 None => 1,
                 Some(n) if (1..=1_000_000).contains(&n) => n as u32,
-                Some(n) => return Err(invalid("log.query_sample", n, "must be 1..=1000000 (log one query in N)")),
+                Some(n) => {
+                    return Err(invalid(
+                        "log.query_sample",
+                        n,
+                        "must be 1..=1000000 (log one query in N)",
+                    ));
+                }
             },
         };
+
+        let c = raw.cache;
+        let secs = |key: &'static str,
+                    v: Option<Seconds>,
+                    default: u32,
+                    max: u32|
+         -> Result<u32, ConfigError> {
+            match v {
+                None => Ok(default),
+                Some(Seconds(d)) if d.as_secs() <= u64::from(max) => Ok(d.as_secs() as u32),
+                Some(Seconds(d)) => Err(invalid(
+                    key,
+                    format!("{d:?}"),
+                    format!("must be at most {max} s"),
+                )),
+            }
+        };
+        let cache = CacheConfig {
+            enabled: c.enabled.unwrap_or(true),
+            size: count("cache.size", c.size, DEFAULT_CACHE_SIZE)?,
+            max_bytes: match c.max_bytes {
+                None => DEFAULT_CACHE_BYTES,
+                Some(n) if n >= 4096 => n,
+                Some(n) => return Err(invalid("cache.max_bytes", n, "must be at least 4096")),
+            },
+            min_ttl: secs("cache.min_ttl", c.min_ttl, 0, 3600)?,
+            max_ttl: secs("cache.max_ttl", c.max_ttl, 86400, 7 * 86400)?,
+            negative_max_ttl: secs("cache.negative_max_ttl", c.negative_max_ttl, 3600, 86400)?,
+            servfail_ttl: secs("cache.servfail_ttl", c.servfail_ttl, 2, 5)?,
+            serve_stale: c.serve_stale.unwrap_or(true),
+            stale_max_age: c.stale_max_age.map_or(DEFAULT_STALE_MAX_AGE, |d| d.0),
+            stale_ttl: secs("cache.stale_ttl", c.stale_ttl, 30, 3600)?,
+        };
+        if cache.min_ttl > cache.max_ttl {
+            return Err(invalid(
+                "cache.min_ttl",
+                cache.min_ttl,
+                "must not exceed cache.max_ttl",
+            ));
+        }
 
         Ok(Config {
             server,
@@ -607,6 +698,7 @@ impl TryFrom<RawConfig> for Config {
             dns64,
             filter,
             log,
+            cache,
         })
     }
 }

@@ -54,35 +54,85 @@ async fn one(mut stream: TcpStream, control: &dyn Control) -> std::io::Result<()
         }
         head.extend_from_slice(&buf[..n]);
         if head.len() > MAX_HEAD {
-            return respond(&mut stream, "431 Request Header Fields Too Large", "text/plain", "too large\n").await;
+            return respond(
+                &mut stream,
+                "431 Request Header Fields Too Large",
+                "text/plain",
+                "too large\n",
+            )
+            .await;
         }
     }
     let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
     let mut parts = line.split(|&b| b == b' ');
-    let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let (method, path) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
     let path = path.split(|&b| b == b'?').next().unwrap_or_default();
     match (method, path) {
         (b"GET", b"/metrics") => {
-            respond(&mut stream, "200 OK", "text/plain; version=0.0.4; charset=utf-8", &control.metrics()).await
+            respond(
+                &mut stream,
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                &control.metrics(),
+            )
+            .await
         }
         (b"GET", b"/health") => respond(&mut stream, "200 OK", "text/plain", "ok\n").await,
-        (b"GET", b"/ready") if control.ready() => respond(&mut stream, "200 OK", "text/plain", "ready\n").await,
+        (b"GET", b"/ready") if control.ready() => {
+            respond(&mut stream, "200 OK", "text/plain", "ready\n").await
+        }
         (b"GET", b"/ready") => {
-            respond(&mut stream, "503 Service Unavailable", "text/plain", "no upstream answered yet\n").await
+            respond(
+                &mut stream,
+                "503 Service Unavailable",
+                "text/plain",
+                "no upstream answered yet\n",
+            )
+            .await
         }
         (b"POST", b"/reload") => match control.reload() {
-            None => respond(&mut stream, "404 Not Found", "text/plain", "reload over HTTP is off (server.http_reload)\n").await,
+            None => {
+                respond(
+                    &mut stream,
+                    "404 Not Found",
+                    "text/plain",
+                    "reload over HTTP is off (server.http_reload)\n",
+                )
+                .await
+            }
             Some(Ok(())) => respond(&mut stream, "200 OK", "text/plain", "reloaded\n").await,
-            Some(Err(e)) => respond(&mut stream, "400 Bad Request", "text/plain", &format!("{e}\n")).await,
+            Some(Err(e)) => {
+                respond(
+                    &mut stream,
+                    "400 Bad Request",
+                    "text/plain",
+                    &format!("{e}\n"),
+                )
+                .await
+            }
         },
         (_, b"/metrics" | b"/health" | b"/ready" | b"/reload") => {
-            respond(&mut stream, "405 Method Not Allowed", "text/plain", "method not allowed\n").await
+            respond(
+                &mut stream,
+                "405 Method Not Allowed",
+                "text/plain",
+                "method not allowed\n",
+            )
+            .await
         }
         _ => respond(&mut stream, "404 Not Found", "text/plain", "not found\n").await,
     }
 }
 
-async fn respond(stream: &mut TcpStream, status: &str, ctype: &str, body: &str) -> std::io::Result<()> {
+async fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    ctype: &str,
+    body: &str,
+) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()

@@ -11,6 +11,7 @@
 //! path; `error` maps rejected packets to replies.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod dns64;
 pub mod filter;
 pub mod listen;

@@ -56,7 +56,9 @@ const QTYPES: [(u16, &str); 13] = [
 ];
 
 /// RCODE labels (RFC 1035 §4.1.1, RFC 6891 BADVERS); the last is `other`.
-const RCODES: [&str; 8] = ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "other"];
+const RCODES: [&str; 8] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "other",
+];
 
 /// Why a packet got no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +73,12 @@ pub enum DropReason {
     TcpLimit,
 }
 
-const DROPS: [&str; 4] = ["too_short", "response", "overloaded", "tcp_connection_limit"];
+const DROPS: [&str; 4] = [
+    "too_short",
+    "response",
+    "overloaded",
+    "tcp_connection_limit",
+];
 
 /// Outcome of one upstream exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +96,9 @@ pub enum UpstreamResult {
 const UPSTREAM_RESULTS: [&str; 4] = ["ok", "error_rcode", "timeout", "io_error"];
 
 /// Upper bounds of the latency histograms, in seconds.
-const BUCKETS: [f64; 13] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+const BUCKETS: [f64; 13] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
 
 /// A fixed-bucket latency histogram.
 #[derive(Debug, Default)]
@@ -107,7 +116,8 @@ impl Histogram {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
@@ -119,7 +129,11 @@ impl Histogram {
         }
         let count = self.count.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
-        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "{name}_sum{braces} {sum}");
         let _ = writeln!(out, "{name}_count{braces} {count}");
@@ -187,7 +201,10 @@ impl Metrics {
     pub fn request(&self, transport: Transport, client: IpAddr, qtype: u16) {
         let t = usize::from(transport == Transport::Tcp);
         let f = usize::from(client.is_ipv6() && client.to_canonical().is_ipv6());
-        let q = QTYPES.iter().position(|&(c, _)| c == qtype).unwrap_or(QTYPES.len() - 1);
+        let q = QTYPES
+            .iter()
+            .position(|&(c, _)| c == qtype)
+            .unwrap_or(QTYPES.len() - 1);
         self.requests[t][f][q].fetch_add(1, Ordering::Relaxed);
     }
 
@@ -242,7 +259,11 @@ impl Metrics {
 
     /// A config reload, successful or not.
     pub fn reload(&self, ok: bool) {
-        let c = if ok { &self.reloads_ok } else { &self.reloads_failed };
+        let c = if ok {
+            &self.reloads_ok
+        } else {
+            &self.reloads_failed
+        };
         c.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -280,7 +301,12 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        help(&mut out, names::REQUESTS, "counter", "Queries received, by transport, client family and query type.");
+        help(
+            &mut out,
+            names::REQUESTS,
+            "counter",
+            "Queries received, by transport, client family and query type.",
+        );
         for (t, proto) in ["udp", "tcp"].iter().enumerate() {
             for (f, family) in ["ipv4", "ipv6"].iter().enumerate() {
                 for (q, (_, qtype)) in QTYPES.iter().enumerate() {
@@ -295,21 +321,71 @@ impl Metrics {
                 }
             }
         }
-        help(&mut out, names::RESPONSES, "counter", "Answers sent, by RCODE.");
+        help(
+            &mut out,
+            names::RESPONSES,
+            "counter",
+            "Answers sent, by RCODE.",
+        );
         for (i, rcode) in RCODES.iter().enumerate() {
-            let _ = writeln!(out, "{}{{rcode=\"{rcode}\"}} {}", names::RESPONSES, load(&self.responses[i]));
+            let _ = writeln!(
+                out,
+                "{}{{rcode=\"{rcode}\"}} {}",
+                names::RESPONSES,
+                load(&self.responses[i])
+            );
         }
-        help(&mut out, names::REQUEST_DURATION, "histogram", "Time from query received to answer ready.");
-        self.request_duration.render(&mut out, names::REQUEST_DURATION, "");
-        single(&mut out, names::SYNTHESIZED, "Answers carrying synthesized AAAA records.", load(&self.synthesized));
-        single(&mut out, names::A_STRIPPED, "A records removed for DNS64 clients.", load(&self.a_stripped));
-        help(&mut out, names::DROPPED, "counter", "Packets that got no answer, by reason.");
+        help(
+            &mut out,
+            names::REQUEST_DURATION,
+            "histogram",
+            "Time from query received to answer ready.",
+        );
+        self.request_duration
+            .render(&mut out, names::REQUEST_DURATION, "");
+        single(
+            &mut out,
+            names::SYNTHESIZED,
+            "Answers carrying synthesized AAAA records.",
+            load(&self.synthesized),
+        );
+        single(
+            &mut out,
+            names::A_STRIPPED,
+            "A records removed for DNS64 clients.",
+            load(&self.a_stripped),
+        );
+        help(
+            &mut out,
+            names::DROPPED,
+            "counter",
+            "Packets that got no answer, by reason.",
+        );
         for (i, why) in DROPS.iter().enumerate() {
-            let _ = writeln!(out, "{}{{reason=\"{why}\"}} {}", names::DROPPED, load(&self.dropped[i]));
+            let _ = writeln!(
+                out,
+                "{}{{reason=\"{why}\"}} {}",
+                names::DROPPED,
+                load(&self.dropped[i])
+            );
         }
-        single(&mut out, names::REFUSED, "Queries refused by server.allow.", load(&self.refused));
-        let servers = self.servers.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        help(&mut out, names::UPSTREAM_REQUESTS, "counter", "Upstream exchanges, by server and result.");
+        single(
+            &mut out,
+            names::REFUSED,
+            "Queries refused by server.allow.",
+            load(&self.refused),
+        );
+        let servers = self
+            .servers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        help(
+            &mut out,
+            names::UPSTREAM_REQUESTS,
+            "counter",
+            "Upstream exchanges, by server and result.",
+        );
         for (addr, s) in &servers {
             for (i, result) in UPSTREAM_RESULTS.iter().enumerate() {
                 let _ = writeln!(
@@ -320,26 +396,86 @@ impl Metrics {
                 );
             }
         }
-        help(&mut out, names::UPSTREAM_MISMATCHED, "counter", "Upstream replies dropped for a wrong ID or question (spoofing or late replies).");
+        help(
+            &mut out,
+            names::UPSTREAM_MISMATCHED,
+            "counter",
+            "Upstream replies dropped for a wrong ID or question (spoofing or late replies).",
+        );
         for (addr, s) in &servers {
-            let _ = writeln!(out, "{}{{server=\"{addr}\"}} {}", names::UPSTREAM_MISMATCHED, load(&s.mismatched));
+            let _ = writeln!(
+                out,
+                "{}{{server=\"{addr}\"}} {}",
+                names::UPSTREAM_MISMATCHED,
+                load(&s.mismatched)
+            );
         }
-        help(&mut out, names::UPSTREAM_DURATION, "histogram", "Upstream exchange time, by server.");
+        help(
+            &mut out,
+            names::UPSTREAM_DURATION,
+            "histogram",
+            "Upstream exchange time, by server.",
+        );
         for (addr, s) in &servers {
-            s.duration.render(&mut out, names::UPSTREAM_DURATION, &format!("server=\"{addr}\""));
+            s.duration.render(
+                &mut out,
+                names::UPSTREAM_DURATION,
+                &format!("server=\"{addr}\""),
+            );
         }
-        single(&mut out, names::CACHE_HITS, "Answers served from the cache.", load(&self.cache_hits));
-        single(&mut out, names::CACHE_MISSES, "Cache lookups that missed.", load(&self.cache_misses));
-        single(&mut out, names::CACHE_STALE, "Expired answers served because every upstream failed (RFC 8767).", load(&self.cache_stale));
-        help(&mut out, names::RELOADS, "counter", "Config reloads, by result.");
-        let _ = writeln!(out, "{}{{result=\"ok\"}} {}", names::RELOADS, load(&self.reloads_ok));
-        let _ = writeln!(out, "{}{{result=\"failed\"}} {}", names::RELOADS, load(&self.reloads_failed));
-        for (name, read) in self.gauges.0.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        single(
+            &mut out,
+            names::CACHE_HITS,
+            "Answers served from the cache.",
+            load(&self.cache_hits),
+        );
+        single(
+            &mut out,
+            names::CACHE_MISSES,
+            "Cache lookups that missed.",
+            load(&self.cache_misses),
+        );
+        single(
+            &mut out,
+            names::CACHE_STALE,
+            "Expired answers served because every upstream failed (RFC 8767).",
+            load(&self.cache_stale),
+        );
+        help(
+            &mut out,
+            names::RELOADS,
+            "counter",
+            "Config reloads, by result.",
+        );
+        let _ = writeln!(
+            out,
+            "{}{{result=\"ok\"}} {}",
+            names::RELOADS,
+            load(&self.reloads_ok)
+        );
+        let _ = writeln!(
+            out,
+            "{}{{result=\"failed\"}} {}",
+            names::RELOADS,
+            load(&self.reloads_failed)
+        );
+        for (name, read) in self
+            .gauges
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             help(&mut out, name, "gauge", "Current value.");
             let _ = writeln!(out, "{name} {}", read());
         }
         help(&mut out, names::BUILD_INFO, "gauge", "Build information.");
-        let _ = writeln!(out, "{}{{version=\"{}\"}} 1", names::BUILD_INFO, env!("CARGO_PKG_VERSION"));
+        let _ = writeln!(
+            out,
+            "{}{{version=\"{}\"}} 1",
+            names::BUILD_INFO,
+            env!("CARGO_PKG_VERSION")
+        );
         out
     }
 }
@@ -365,8 +501,13 @@ mod tests {
         m.response(3, Duration::from_millis(2));
         m.dropped(DropReason::Response);
         let text = m.render();
-        assert!(text.contains("dns64d_requests_total{proto=\"udp\",family=\"ipv6\",qtype=\"AAAA\"} 1"), "{text}");
-        assert!(text.contains("dns64d_requests_total{proto=\"tcp\",family=\"ipv4\",qtype=\"other\"} 1"));
+        assert!(
+            text.contains("dns64d_requests_total{proto=\"udp\",family=\"ipv6\",qtype=\"AAAA\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dns64d_requests_total{proto=\"tcp\",family=\"ipv4\",qtype=\"other\"} 1")
+        );
         assert!(text.contains("dns64d_responses_total{rcode=\"NXDOMAIN\"} 1"));
         assert!(text.contains("dns64d_request_duration_seconds_bucket{le=\"0.0025\"} 1"));
         assert!(text.contains("dns64d_request_duration_seconds_bucket{le=\"0.001\"} 0"));
@@ -382,8 +523,14 @@ mod tests {
         let again = m.server("127.0.0.1:53".parse().unwrap());
         again.exchange(UpstreamResult::Ok, Duration::from_millis(1));
         let text = m.render();
-        assert!(text.contains("dns64d_upstream_requests_total{server=\"127.0.0.1:53\",result=\"timeout\"} 1"));
-        assert!(text.contains("dns64d_upstream_requests_total{server=\"127.0.0.1:53\",result=\"ok\"} 1"));
+        assert!(text.contains(
+            "dns64d_upstream_requests_total{server=\"127.0.0.1:53\",result=\"timeout\"} 1"
+        ));
+        assert!(
+            text.contains(
+                "dns64d_upstream_requests_total{server=\"127.0.0.1:53\",result=\"ok\"} 1"
+            )
+        );
         assert!(text.contains("dns64d_upstream_duration_seconds_count{server=\"127.0.0.1:53\"} 2"));
     }
 }

@@ -16,6 +16,7 @@ use hickory_proto::rr::rdata::CNAME;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
+use crate::cache::{Cache, Key, Lookup};
 use crate::config::{Config, FilterA, PtrMode, ZonePolicy};
 use crate::dns64::{self, AaaaVerdict, Dns64, Prefix};
 use crate::error;
@@ -47,6 +48,7 @@ pub struct Pipeline {
     /// Every prefix any rule uses: PTR and ipv4only.arpa answer for all.
     all_prefixes: Vec<Prefix>,
     query_log: QueryLog,
+    cache: Option<Arc<Cache>>,
 }
 
 /// RFC 1035 class IN; DNS64 applies to nothing else.
@@ -91,7 +93,7 @@ struct QueryLog {
 
 impl QueryLog {
     fn sampled(&self) -> bool {
-        self.every != 0 && self.seen.fetch_add(1, Ordering::Relaxed) % self.every == 0
+        self.every != 0 && self.seen.fetch_add(1, Ordering::Relaxed).is_multiple_of(self.every)
     }
 }
 
@@ -114,8 +116,21 @@ impl Pipeline {
             policy,
             dns64: Dns64::new(&cfg.dns64),
             upstream: Upstream::new(&cfg.upstream, &metrics),
+            cache: cfg.cache.enabled.then(|| {
+                let cache = Arc::new(Cache::new(&cfg.cache));
+                let gauge = cache.clone();
+                metrics.gauge(
+                    crate::metrics::names::CACHE_ENTRIES,
+                    Arc::new(move || gauge.len() as u64),
+                );
+                cache
+            }),
             query_log: QueryLog {
-                every: if cfg.log.queries { u64::from(cfg.log.query_sample) } else { 0 },
+                every: if cfg.log.queries {
+                    u64::from(cfg.log.query_sample)
+                } else {
+                    0
+                },
                 seen: AtomicU64::new(0),
             },
             metrics,
@@ -132,7 +147,12 @@ impl Pipeline {
     }
 
     /// Serves one packet; `None` means send nothing.
-    pub async fn handle(&self, packet: &[u8], src: IpAddr, transport: Transport) -> Option<Vec<u8>> {
+    pub async fn handle(
+        &self,
+        packet: &[u8],
+        src: IpAddr,
+        transport: Transport,
+    ) -> Option<Vec<u8>> {
         let started = Instant::now();
         let query = match Query::parse(packet) {
             Ok(q) => q,
@@ -153,13 +173,19 @@ impl Pipeline {
             limit: (transport == Transport::Udp).then(|| query.udp_limit(self.udp_payload)),
             our_payload: self.udp_payload,
         };
+        // Resolution builds the full answer (it may be cached); the client's
+        // transport limit applies at the end.
+        let full = Client {
+            limit: None,
+            ..client
+        };
         // RFC 7871 §7.1.2: ECS is ours to drop; SPEC §1: only when asked to keep it.
         let bytes: Cow<'_, [u8]> = match wire::without_ecs(&query) {
             Some(stripped) if !self.send_ecs => Cow::Owned(stripped),
             _ => Cow::Borrowed(packet),
         };
         let ask = Ask {
-            client,
+            client: full,
             bytes: &bytes,
             rules: self.policy.rules(query.qname()),
             trace: Trace::default(),
@@ -168,12 +194,22 @@ impl Pipeline {
         let out = match self.policy.classify(client_ip) {
             Treatment::Refuse => {
                 self.metrics.refused();
-                ask.client.error(rcode::REFUSED, Some((ede::PROHIBITED, "")))
+                client.error(rcode::REFUSED, Some((ede::PROHIBITED, "")))
             }
-            Treatment::Dns64 if query.qclass == CLASS_IN && ask.rules.policy != ZonePolicy::Off => {
-                self.for_dns64_client(&ask).await
+            treatment => {
+                let dns64 = treatment == Treatment::Dns64
+                    && query.qclass == CLASS_IN
+                    && ask.rules.policy != ZonePolicy::Off;
+                // Answers may depend on a forwarded ECS: those are not cached.
+                let ecs_forwarded = self.send_ecs && query.edns.is_some_and(|e| e.ecs.is_some());
+                let key = match &self.cache {
+                    Some(_) if !ecs_forwarded => {
+                        Key::new(&query, if dns64 { 1 + ask.rules.zone_index } else { 0 })
+                    }
+                    _ => None,
+                };
+                client.forward(self.resolve(&ask, key, dns64).await)
             }
-            Treatment::Dns64 | Treatment::Plain => self.forward(&ask).await,
         };
         let took = started.elapsed();
         let rcode = reply_rcode(&out);
@@ -194,6 +230,41 @@ impl Pipeline {
             );
         }
         Some(out)
+    }
+
+    /// The full (untruncated) answer: from the cache, else resolved and
+    /// cached; an expired entry stands in when resolution fails (RFC 8767).
+    async fn resolve(&self, ask: &Ask<'_>, key: Option<Key>, dns64: bool) -> Vec<u8> {
+        let now = Instant::now();
+        let (cache, key) = match (&self.cache, key) {
+            (Some(c), Some(k)) => (c, k),
+            _ if dns64 => return self.for_dns64_client(ask).await,
+            _ => return self.forward(ask).await,
+        };
+        let stale = match cache.get(&key, now) {
+            Lookup::Fresh(e) => {
+                self.metrics.cache(true, false);
+                return e.render(now, None);
+            }
+            Lookup::Stale(e) => Some(e),
+            Lookup::Miss => None,
+        };
+        self.metrics.cache(false, false);
+        let full = if dns64 {
+            self.for_dns64_client(ask).await
+        } else {
+            self.forward(ask).await
+        };
+        match stale {
+            Some(e) if reply_rcode(&full) == rcode::SERVFAIL => {
+                self.metrics.cache(true, true);
+                e.render(now, Some(cache.stale_ttl()))
+            }
+            _ => {
+                cache.insert(key, &full, now);
+                full
+            }
+        }
     }
 
     /// Asks upstream, noting which server answered for the query log.

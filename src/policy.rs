@@ -40,6 +40,8 @@ pub struct Rules<'a> {
     pub order: Order,
     /// The matching zone suffix, for `check-config --explain`.
     pub zone: Option<&'a str>,
+    /// 0 without a zone, else 1 + the zone's position: part of the cache key.
+    pub zone_index: u16,
 }
 
 #[derive(Debug, Clone)]
@@ -119,8 +121,10 @@ impl Policy {
     /// The rules for a wire-format, uncompressed query name: the longest
     /// zone suffix that matches on a label boundary, case-insensitively.
     pub fn rules(&self, qname: &[u8]) -> Rules<'_> {
-        let zone = self.longest_zone(qname);
+        let found = self.longest_zone(qname);
+        let zone = found.map(|(_, z)| z);
         Rules {
+            zone_index: found.map_or(0, |(i, _)| i as u16 + 1),
             policy: zone.map_or(ZonePolicy::Native, |z| z.policy),
             prefixes: zone
                 .and_then(|z| z.prefixes.as_deref())
@@ -131,7 +135,7 @@ impl Policy {
         }
     }
 
-    fn longest_zone(&self, qname: &[u8]) -> Option<&Zone> {
+    fn longest_zone(&self, qname: &[u8]) -> Option<(usize, &Zone)> {
         if self.zones.is_empty() {
             return None;
         }
@@ -139,12 +143,13 @@ impl Policy {
         // Label starts from the left: the first match is the longest suffix.
         while pos < qname.len() {
             let tail = &qname[pos..];
-            if let Some(z) = self
+            if let Some(found) = self
                 .zones
                 .iter()
-                .find(|z| z.wire.eq_ignore_ascii_case(tail))
+                .enumerate()
+                .find(|(_, z)| z.wire.eq_ignore_ascii_case(tail))
             {
-                return Some(z);
+                return Some(found);
             }
             if qname[pos] == 0 {
                 break;

@@ -118,6 +118,10 @@ impl Client<'_> {
             };
         }
         wire::set_id(&mut reply, self.query.header().id());
+        // RD is the client's to echo (RFC 1035 §4.1.1); cached answers came from another client.
+        if reply.len() > 2 {
+            reply[2] = (reply[2] & !0x01) | u8::from(self.query.header().rd());
+        }
         self.restore_question(&mut reply);
         // RFC 6891 §6.2.3: the payload in our OPT is ours, not the upstream's.
         if let Some(at) = wire::opt_class_offset(&reply) {

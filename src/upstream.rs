@@ -147,7 +147,10 @@ impl Upstream {
             let took = started.elapsed();
             match result {
                 Ok(bytes) => {
-                    let reply = Reply { bytes, server: server.addr };
+                    let reply = Reply {
+                        bytes,
+                        server: server.addr,
+                    };
                     match reply.rcode() {
                         rcode::SERVFAIL | rcode::REFUSED => {
                             server.stats.exchange(UpstreamResult::ErrorRcode, took);

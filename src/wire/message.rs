@@ -538,7 +538,9 @@ impl<'a> Rr<'a> {
     /// The RDATA octets (names inside may be compressed pointers into the
     /// message; read them with [`Rr::rdata_name`]).
     pub fn rdata(&self) -> &'a [u8] {
-        self.buf.get(self.rdata_start..self.rdata_end).unwrap_or(&[])
+        self.buf
+            .get(self.rdata_start..self.rdata_end)
+            .unwrap_or(&[])
     }
 
     /// RDATA range in the message.
@@ -562,7 +564,10 @@ impl<'a> Rr<'a> {
         for _ in 0..n {
             pos = skip_stored_name(self.buf, pos)?;
         }
-        Some(Name { buf: self.buf, at: pos })
+        Some(Name {
+            buf: self.buf,
+            at: pos,
+        })
     }
 
     /// The address of an A record.
@@ -926,7 +931,9 @@ mod tests {
         m.extend_from_slice(&[2, b'n', b's', 0xc0, 16, 0xc0, 16]);
         m.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 30]);
         // OPT: payload 1232, DO, one option (code 10, 2 octets).
-        m.extend_from_slice(&[0, 0, 41, 4, 0xd0, 0, 0, 0x80, 0, 0, 6, 0, 10, 0, 2, 0xaa, 0xbb]);
+        m.extend_from_slice(&[
+            0, 0, 41, 4, 0xd0, 0, 0, 0x80, 0, 0, 6, 0, 10, 0, 2, 0xaa, 0xbb,
+        ]);
         m
     }
 
@@ -935,11 +942,17 @@ mod tests {
         let buf = sample();
         let m = Message::parse(&buf).unwrap();
         let h = m.header();
-        assert_eq!((h.id(), h.qr(), h.rd(), h.ra(), h.aa()), (0xabcd, true, true, true, false));
+        assert_eq!(
+            (h.id(), h.qr(), h.rd(), h.ra(), h.aa()),
+            (0xabcd, true, true, true, false)
+        );
         let q = m.question().unwrap();
         assert_eq!(q.name.to_string(), "WwW.example.");
         assert_eq!((q.qtype, q.qclass, q.qtype_at), (rtype::A, 1, 25));
-        let rrs: Vec<_> = m.records().map(|r| (r.section, r.rtype, r.owner().to_string())).collect();
+        let rrs: Vec<_> = m
+            .records()
+            .map(|r| (r.section, r.rtype, r.owner().to_string()))
+            .collect();
         assert_eq!(
             rrs,
             vec![
@@ -955,8 +968,14 @@ mod tests {
         assert_eq!(a.ttl(), 256);
         assert_eq!((a.owner_at, a.ttl_at, a.rdata_range()), (62, 68, 74..78));
         let opt = m.opt().unwrap();
-        assert_eq!((opt.payload(), opt.dnssec_ok(), opt.version()), (1232, true, 0));
-        assert_eq!(opt.options().collect::<Vec<_>>(), vec![(10, &[0xaa, 0xbb][..])]);
+        assert_eq!(
+            (opt.payload(), opt.dnssec_ok(), opt.version()),
+            (1232, true, 0)
+        );
+        assert_eq!(
+            opt.options().collect::<Vec<_>>(),
+            vec![(10, &[0xaa, 0xbb][..])]
+        );
         let s = m.classify();
         assert_eq!((s.a, s.cname, s.aaaa, s.negative_ttl), (2, 1, 0, Some(30)));
         assert_eq!(m.rcode(), 0);
@@ -997,13 +1016,19 @@ mod tests {
     #[test]
     fn malformed_messages_are_rejected_with_a_reason() {
         let good = sample();
-        assert_eq!(Message::parse(&good[..11]).unwrap_err(), ParseError::TooShort);
+        assert_eq!(
+            Message::parse(&good[..11]).unwrap_err(),
+            ParseError::TooShort
+        );
         for cut in 12..good.len() {
             assert!(Message::parse(&good[..cut]).is_err(), "cut at {cut}");
         }
         let mut trailing = good.clone();
         trailing.push(0);
-        assert_eq!(Message::parse(&trailing).unwrap_err(), ParseError::TrailingBytes);
+        assert_eq!(
+            Message::parse(&trailing).unwrap_err(),
+            ParseError::TrailingBytes
+        );
         // CNAME target pointing forward (at the first A record).
         let mut fwd = good.clone();
         fwd[45] = 46;
@@ -1021,7 +1046,10 @@ mod tests {
         assert!(Message::parse(&opt).is_err());
         let mut two_q = good.clone();
         two_q[5] = 2;
-        assert_eq!(Message::parse(&two_q).unwrap_err(), ParseError::QuestionCount);
+        assert_eq!(
+            Message::parse(&two_q).unwrap_err(),
+            ParseError::QuestionCount
+        );
         // Label with reserved type bits.
         let mut label = good.clone();
         label[12] = 0x43;
@@ -1056,7 +1084,10 @@ mod tests {
         long.push(62);
         long.extend_from_slice(&[b'd'; 62]);
         long.extend_from_slice(&[0xc0 | (third >> 8) as u8, third as u8]); // 256
-        assert_eq!(check_name(&long, fourth).unwrap_err(), ParseError::NameTooLong);
+        assert_eq!(
+            check_name(&long, fourth).unwrap_err(),
+            ParseError::NameTooLong
+        );
         assert_eq!(Name::parse(&long, third).unwrap().0.wire_len(), 193);
     }
 

@@ -125,6 +125,11 @@ impl Running {
         self.child.try_wait().expect("wait")
     }
 
+    /// Gives the stderr reader thread time to catch up with what was logged.
+    async fn settle_log(&self) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
     fn log(&self) -> String {
         self.stderr.lock().unwrap().join("\n")
     }
@@ -173,6 +178,7 @@ async fn the_binary_warns_once_when_the_well_known_prefix_may_map_private_ipv4()
     // Defaults: 64:ff9b::/96 and mapped = 0.0.0.0/0, which includes RFC 1918.
     let running = Running::start(&upstream, DNS64_ON_LOOPBACK).await;
     running.a_query().await;
+    running.settle_log().await;
     let warnings = running.warnings();
     assert_eq!(
         warnings.len(),
@@ -188,6 +194,7 @@ async fn the_binary_does_not_warn_when_strict_rfc6052_is_set() {
     let config = format!("{DNS64_ON_LOOPBACK}\nstrict_rfc6052 = true");
     let running = Running::start(&upstream, &config).await;
     running.a_query().await;
+    running.settle_log().await;
     assert!(running.warnings().is_empty(), "{}", running.log());
 }
 
@@ -197,6 +204,7 @@ async fn the_binary_does_not_warn_when_mapped_excludes_private_ipv4() {
     let config = format!("{DNS64_ON_LOOPBACK}\nmapped = [\"192.0.2.0/24\", \"198.51.100.0/24\"]");
     let running = Running::start(&upstream, &config).await;
     running.a_query().await;
+    running.settle_log().await;
     assert!(running.warnings().is_empty(), "{}", running.log());
 }
 

@@ -33,3 +33,6 @@ mod forwarder;
 
 /// The binary: config file, start-up warning, SIGHUP reload, SIGTERM drain.
 mod binary;
+
+/// §9 metrics scrape, /health and /ready.
+mod metrics;

@@ -256,6 +256,8 @@ pub async fn udp_maybe(server: SocketAddr, packet: &[u8], wait: Duration) -> Opt
     let mut buf = vec![0u8; 65535];
     match tokio::time::timeout(wait, socket.recv(&mut buf)).await {
         Ok(Ok(len)) => Some(buf[..len].to_vec()),
+        // ICMP port unreachable: nobody listens (yet); the same as no reply.
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => None,
         Ok(Err(e)) => panic!("UDP receive failed: {e}"),
         Err(_) => None,
     }

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // Not every test module uses every helper.
 
 pub mod client;
+pub mod http;
 pub mod upstream;
 pub mod zone;
 
@@ -68,6 +69,8 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
 /// dns64d running in-process against its own fake upstream; stops when dropped.
 pub struct Dns64d {
     pub addr: SocketAddr,
+    /// The metrics / health / ready endpoint, when `server.metrics` is set.
+    pub metrics: Option<SocketAddr>,
     pub upstream: Upstream,
     shutdown: CancellationToken,
 }
@@ -95,12 +98,14 @@ impl Dns64d {
         let addrs = server.local_addrs();
         assert_eq!(addrs.len(), 1, "one listen address configured");
         let addr = addrs[0];
+        let metrics = server.metrics_addr();
         assert!(addr.ip().is_loopback(), "tests only use 127.0.0.1");
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         tokio::spawn(async move { server.run(token).await });
         Dns64d {
             addr,
+            metrics,
             upstream,
             shutdown,
         }

@@ -1,0 +1,444 @@
+//! Cache: the final answers dns64d gave (after synthesis and filtering), so a
+//! hit is one lookup, one copy and a patch of ID, question case and TTLs.
+//!
+//! Synchronous; the clock is passed in. Keys carry everything that changes an
+//! answer — lower-cased name, type, class, DO, CD, EDNS presence, and the
+//! client's policy class (plain, or DNS64 under a given zone) — so a DNS64
+//! client never gets a plain client's answer and the reverse.
+//!
+//! quick_cache provides the bounded, sharded map: S3-FIFO eviction by byte
+//! weight, read-mostly shard locks, and lookups by a borrowed key, which a
+//! hand-written LRU would have to match.
+//!
+//! Lifetimes: positive answers live for their smallest TTL, negative ones
+//! (NXDOMAIN, NODATA) for the RFC 2308 §5 negative TTL, SERVFAIL for at most
+//! `cache.servfail_ttl` (RFC 2308 §7); all clamped by the config. Expired
+//! entries are kept up to `cache.stale_max_age` for serve-stale (RFC 8767).
+//!
+//! Data path position: between `policy` and `upstream`.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quick_cache::Weighter;
+use quick_cache::sync::Cache as QuickCache;
+
+use crate::config::CacheConfig;
+use crate::wire::{self, HEADER_LEN, Header, Query, rcode, rtype};
+
+/// Bytes of bookkeeping counted per entry on top of the answer itself.
+const ENTRY_OVERHEAD: u64 = 128;
+
+/// What a lookup found.
+#[derive(Debug)]
+pub enum Lookup {
+    /// A live answer.
+    Fresh(Arc<Entry>),
+    /// An expired answer still inside the serve-stale window.
+    Stale(Arc<Entry>),
+    /// Nothing usable.
+    Miss,
+}
+
+/// One cached answer.
+#[derive(Debug)]
+pub struct Entry {
+    bytes: Box<[u8]>,
+    /// Offsets of every TTL field (OPT excluded).
+    ttl_at: Box<[u32]>,
+    stored: Instant,
+    lifetime: Duration,
+}
+
+impl Entry {
+    /// The answer as it should be sent at `now`: TTLs decremented by the
+    /// entry's age (never below zero), or set to `stale_ttl` when stale
+    /// (RFC 8767 §4 recommends 30 s). ID, RD and question case are the
+    /// caller's to patch.
+    pub fn render(&self, now: Instant, stale_ttl: Option<u32>) -> Vec<u8> {
+        let mut out = self.bytes.to_vec();
+        let age = now
+            .saturating_duration_since(self.stored)
+            .as_secs()
+            .min(u64::from(u32::MAX)) as u32;
+        for &at in self.ttl_at.iter() {
+            let at = at as usize;
+            let ttl = u32::from_be_bytes([out[at], out[at + 1], out[at + 2], out[at + 3]]);
+            let new = stale_ttl.unwrap_or_else(|| ttl.saturating_sub(age));
+            out[at..at + 4].copy_from_slice(&new.to_be_bytes());
+        }
+        out
+    }
+}
+
+/// The cache key. Fixed size so a lookup builds it on the stack.
+#[derive(Clone)]
+pub struct Key {
+    name_len: u8,
+    name: [u8; wire::MAX_NAME_LEN],
+    qtype: u16,
+    qclass: u16,
+    /// DO, CD, EDNS present.
+    flags: u8,
+    /// 0: plain client; 1 + n: DNS64 client under zone rule n (0 = no zone).
+    class: u16,
+}
+
+impl Key {
+    /// The key of `query` for a client of policy class `class`; `None` when
+    /// the name is longer than a key holds (cannot happen for a valid query).
+    pub fn new(query: &Query<'_>, class: u16) -> Option<Key> {
+        let qname = query.qname();
+        if qname.len() > wire::MAX_NAME_LEN {
+            return None;
+        }
+        let mut name = [0u8; wire::MAX_NAME_LEN];
+        for (d, s) in name.iter_mut().zip(qname) {
+            *d = s.to_ascii_lowercase();
+        }
+        let flags = u8::from(query.dnssec_ok())
+            | u8::from(query.header().cd()) << 1
+            | u8::from(query.edns.is_some()) << 2;
+        Some(Key {
+            name_len: qname.len() as u8,
+            name,
+            qtype: query.qtype,
+            qclass: query.qclass,
+            flags,
+            class,
+        })
+    }
+
+    fn name(&self) -> &[u8] {
+        &self.name[..usize::from(self.name_len)]
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, o: &Key) -> bool {
+        self.name() == o.name()
+            && self.qtype == o.qtype
+            && self.qclass == o.qclass
+            && self.flags == o.flags
+            && self.class == o.class
+    }
+}
+
+impl Eq for Key {}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.name().hash(h);
+        (self.qtype, self.qclass, self.flags, self.class).hash(h);
+    }
+}
+
+/// Weighs entries by the bytes they hold, so `cache.max_bytes` bounds memory.
+#[derive(Debug, Clone, Copy)]
+struct ByBytes;
+
+impl Weighter<Key, Arc<Entry>> for ByBytes {
+    fn weight(&self, _key: &Key, e: &Arc<Entry>) -> u64 {
+        e.bytes.len() as u64
+            + e.ttl_at.len() as u64 * 4
+            + std::mem::size_of::<Key>() as u64
+            + ENTRY_OVERHEAD
+    }
+}
+
+/// The answer cache.
+pub struct Cache {
+    map: QuickCache<Key, Arc<Entry>, ByBytes>,
+    cfg: CacheConfig,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("entries", &self.map.len())
+            .finish()
+    }
+}
+
+impl Cache {
+    /// A cache sized by `cache.size` (entries) and `cache.max_bytes`.
+    pub fn new(cfg: &CacheConfig) -> Cache {
+        Cache {
+            map: QuickCache::with_weighter(cfg.size, cfg.max_bytes, ByBytes),
+            cfg: cfg.clone(),
+        }
+    }
+
+    /// Entries held now.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.map.len() == 0
+    }
+
+    /// Bytes held now (the eviction weight).
+    pub fn weight(&self) -> u64 {
+        self.map.weight()
+    }
+
+    /// Looks `key` up at `now`.
+    pub fn get(&self, key: &Key, now: Instant) -> Lookup {
+        let Some(e) = self.map.get(key) else {
+            return Lookup::Miss;
+        };
+        let age = now.saturating_duration_since(e.stored);
+        if age < e.lifetime {
+            Lookup::Fresh(e)
+        } else if self.cfg.serve_stale && age < e.lifetime + self.cfg.stale_max_age {
+            Lookup::Stale(e)
+        } else {
+            Lookup::Miss
+        }
+    }
+
+    /// Stores `answer` (a full, untruncated reply) if it may be cached.
+    pub fn insert(&self, key: Key, answer: &[u8], now: Instant) {
+        let Some((ttl_at, lifetime)) = self.lifetime(answer) else {
+            return;
+        };
+        if lifetime.is_zero() {
+            return;
+        }
+        let entry = Entry {
+            bytes: answer.into(),
+            ttl_at: ttl_at.into_boxed_slice(),
+            stored: now,
+            lifetime,
+        };
+        self.map.insert(key, Arc::new(entry));
+    }
+
+    /// TTL offsets and how long the answer may be served (RFC 2308 §5, §7).
+    fn lifetime(&self, answer: &[u8]) -> Option<(Vec<u32>, Duration)> {
+        let h = Header::new(answer)?;
+        if h.tc() {
+            return None;
+        }
+        let rc = h.rcode();
+        let mut pos = wire::question_end(answer).ok()?;
+        let mut ttl_at = Vec::new();
+        let (mut min_ttl, mut soa_neg, mut answers) = (u32::MAX, None, 0u16);
+        let counts = [h.ancount(), h.nscount(), h.arcount()];
+        for (section, &n) in counts.iter().enumerate() {
+            for _ in 0..n {
+                let rr = wire::Record::read(answer, pos).ok()?;
+                if rr.rtype != rtype::OPT {
+                    let ttl = u32::from_be_bytes(answer[rr.ttl_at..rr.ttl_at + 4].try_into().ok()?);
+                    ttl_at.push(rr.ttl_at as u32);
+                    min_ttl = min_ttl.min(ttl);
+                    answers += u16::from(section == 0);
+                    if section == 1 && rr.rtype == rtype::SOA {
+                        // SOA MINIMUM is the last 4 RDATA octets.
+                        let m = &answer[rr.rdata.1.checked_sub(4)?..rr.rdata.1];
+                        soa_neg = Some(ttl.min(u32::from_be_bytes(m.try_into().ok()?)));
+                    }
+                }
+                pos = rr.end();
+            }
+        }
+        let c = &self.cfg;
+        let secs = match rc {
+            rcode::SERVFAIL => c.servfail_ttl,
+            rcode::NXDOMAIN => soa_neg?.min(c.negative_max_ttl).max(c.min_ttl),
+            rcode::NOERROR if answers == 0 => soa_neg?.min(c.negative_max_ttl).max(c.min_ttl),
+            rcode::NOERROR => min_ttl.min(c.max_ttl).max(c.min_ttl),
+            _ => return None,
+        };
+        debug_assert!(answer.len() >= HEADER_LEN);
+        Some((ttl_at, Duration::from_secs(u64::from(secs))))
+    }
+
+    /// RFC 8767 §4: TTL of a stale answer.
+    pub fn stale_ttl(&self) -> u32 {
+        self.cfg.stale_ttl
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use hickory_proto::op::{Message, MessageType, OpCode, Query as HQuery, ResponseCode};
+    use hickory_proto::rr::rdata::{AAAA, SOA};
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+    fn cache(extra: &str) -> Cache {
+        let c = Config::from_toml(&format!(
+            "[upstream]\nservers=[\"127.0.0.1\"]\n[cache]\n{extra}"
+        ))
+        .unwrap();
+        Cache::new(&c.cache)
+    }
+
+    fn query(name: &str) -> Vec<u8> {
+        let mut m = Message::new(7, MessageType::Query, OpCode::Query);
+        m.add_query(HQuery::query(
+            Name::from_ascii(name).unwrap(),
+            RecordType::AAAA,
+        ));
+        m.to_vec().unwrap()
+    }
+
+    fn answer(ttls: &[u32]) -> Vec<u8> {
+        let name = Name::from_ascii("v4.example.").unwrap();
+        let mut m = Message::new(7, MessageType::Response, OpCode::Query);
+        m.add_query(HQuery::query(name.clone(), RecordType::AAAA));
+        for (i, &t) in ttls.iter().enumerate() {
+            m.add_answer(Record::from_rdata(
+                name.clone(),
+                t,
+                RData::AAAA(AAAA([0x64, 0xff9b, 0, 0, 0, 0, 0xc000, i as u16].into())),
+            ));
+        }
+        m.to_vec().unwrap()
+    }
+
+    fn nodata(soa_ttl: u32, minimum: u32) -> Vec<u8> {
+        let name = Name::from_ascii("v4.example.").unwrap();
+        let mut m = Message::new(7, MessageType::Response, OpCode::Query);
+        m.add_query(HQuery::query(name, RecordType::AAAA));
+        let soa = SOA::new(
+            Name::from_ascii("ns.example.").unwrap(),
+            Name::from_ascii("h.example.").unwrap(),
+            1,
+            1,
+            1,
+            1,
+            minimum,
+        );
+        m.add_authority(Record::from_rdata(
+            Name::from_ascii("example.").unwrap(),
+            soa_ttl,
+            RData::SOA(soa),
+        ));
+        m.to_vec().unwrap()
+    }
+
+    fn key(name: &str, class: u16) -> Key {
+        let q = query(name);
+        Key::new(&Query::parse(&q).unwrap(), class).unwrap()
+    }
+
+    #[test]
+    fn hit_after_insert_with_ttls_decremented_by_age() {
+        let c = cache("");
+        let t0 = Instant::now();
+        c.insert(key("v4.example.", 1), &answer(&[300, 60]), t0);
+        let Lookup::Fresh(e) = c.get(&key("V4.Example.", 1), t0 + Duration::from_secs(10)) else {
+            panic!("miss")
+        };
+        let m = Message::from_vec(&e.render(t0 + Duration::from_secs(10), None)).unwrap();
+        let ttls: Vec<u32> = m.answers.iter().map(|r| r.ttl).collect();
+        assert_eq!(ttls, vec![290, 50]);
+        assert!(
+            matches!(
+                c.get(&key("v4.example.", 1), t0 + Duration::from_secs(61)),
+                Lookup::Stale(_)
+            ),
+            "lifetime is the smallest TTL"
+        );
+    }
+
+    #[test]
+    fn policy_classes_never_share_entries() {
+        let c = cache("");
+        let t0 = Instant::now();
+        c.insert(key("v4.example.", 1), &answer(&[300]), t0);
+        assert!(matches!(c.get(&key("v4.example.", 0), t0), Lookup::Miss));
+        assert!(matches!(c.get(&key("v4.example.", 2), t0), Lookup::Miss));
+    }
+
+    #[test]
+    fn negative_answers_live_for_the_soa_negative_ttl_clamped() {
+        let c = cache("negative_max_ttl = 100\n");
+        let t0 = Instant::now();
+        c.insert(key("v4.example.", 1), &nodata(900, 120), t0);
+        assert!(matches!(
+            c.get(&key("v4.example.", 1), t0 + Duration::from_secs(99)),
+            Lookup::Fresh(_)
+        ));
+        assert!(matches!(
+            c.get(&key("v4.example.", 1), t0 + Duration::from_secs(101)),
+            Lookup::Stale(_)
+        ));
+    }
+
+    #[test]
+    fn max_and_min_ttl_clamp_positive_lifetimes() {
+        let c = cache("max_ttl = 50\nmin_ttl = 20\n");
+        let t0 = Instant::now();
+        c.insert(key("a.example.", 1), &answer(&[300]), t0);
+        c.insert(key("b.example.", 1), &answer(&[5]), t0);
+        assert!(matches!(
+            c.get(&key("a.example.", 1), t0 + Duration::from_secs(51)),
+            Lookup::Stale(_)
+        ));
+        assert!(matches!(
+            c.get(&key("b.example.", 1), t0 + Duration::from_secs(19)),
+            Lookup::Fresh(_)
+        ));
+    }
+
+    #[test]
+    fn servfail_is_cached_only_briefly_and_stale_ends_after_stale_max_age() {
+        let c = cache("servfail_ttl = 2\nstale_max_age = \"1m\"\n");
+        let mut sf = answer(&[]);
+        sf[3] = (sf[3] & 0xf0) | ResponseCode::ServFail.low();
+        let t0 = Instant::now();
+        c.insert(key("sf.example.", 1), &sf, t0);
+        assert!(matches!(
+            c.get(&key("sf.example.", 1), t0 + Duration::from_secs(1)),
+            Lookup::Fresh(_)
+        ));
+        assert!(!matches!(
+            c.get(&key("sf.example.", 1), t0 + Duration::from_secs(3)),
+            Lookup::Fresh(_)
+        ));
+        c.insert(key("v4.example.", 1), &answer(&[10]), t0);
+        assert!(matches!(
+            c.get(&key("v4.example.", 1), t0 + Duration::from_secs(71)),
+            Lookup::Miss
+        ));
+    }
+
+    #[test]
+    fn stale_answers_carry_the_stale_ttl() {
+        let c = cache("");
+        let t0 = Instant::now();
+        c.insert(key("v4.example.", 1), &answer(&[10]), t0);
+        let Lookup::Stale(e) = c.get(&key("v4.example.", 1), t0 + Duration::from_secs(100)) else {
+            panic!()
+        };
+        let m = Message::from_vec(&e.render(t0, Some(c.stale_ttl()))).unwrap();
+        assert_eq!(m.answers[0].ttl, 30);
+    }
+
+    #[test]
+    fn a_flood_of_unique_names_stays_within_max_bytes() {
+        let c = cache("max_bytes = 100000\nsize = 100000\n");
+        let t0 = Instant::now();
+        for i in 0..5000 {
+            c.insert(key(&format!("n{i}.example."), 1), &answer(&[300]), t0);
+        }
+        assert!(c.weight() <= 100_000, "weight {}", c.weight());
+        assert!(c.len() < 5000);
+    }
+
+    #[test]
+    fn truncated_answers_are_not_cached() {
+        let c = cache("");
+        let mut tc = answer(&[300]);
+        tc[2] |= 0x02;
+        c.insert(key("v4.example.", 1), &tc, Instant::now());
+        assert!(c.is_empty());
+    }
+}
