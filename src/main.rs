@@ -32,23 +32,38 @@ enum Command {
     CheckConfig {
         /// The file to check (defaults to --config, else the embedded default).
         file: Option<PathBuf>,
+        /// Explain which rules apply to this query name instead of printing the config.
+        #[arg(long, value_name = "NAME")]
+        explain: Option<String>,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
-        Command::CheckConfig { file } => check_config(file.or(cli.config)),
+        Command::CheckConfig { file, explain } => check_config(file.or(cli.config), explain),
         Command::Run => run(cli.config),
     }
 }
 
-fn check_config(path: Option<PathBuf>) -> ExitCode {
+fn check_config(path: Option<PathBuf>, explain: Option<String>) -> ExitCode {
     match Config::load(path.as_deref()) {
-        Ok(cfg) => {
-            print!("{}", cfg.to_toml());
-            ExitCode::SUCCESS
-        }
+        Ok(cfg) => match explain {
+            None => {
+                print!("{}", cfg.to_toml());
+                ExitCode::SUCCESS
+            }
+            Some(name) => match dns64d::policy::explain(&cfg, &name) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("dns64d: --explain {name:?}: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+        },
         Err(e) => {
             eprintln!("dns64d: config error: {e}");
             ExitCode::FAILURE

@@ -93,7 +93,11 @@ struct QueryLog {
 
 impl QueryLog {
     fn sampled(&self) -> bool {
-        self.every != 0 && self.seen.fetch_add(1, Ordering::Relaxed).is_multiple_of(self.every)
+        self.every != 0
+            && self
+                .seen
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(self.every)
     }
 }
 
