@@ -6,10 +6,13 @@
 //! [`Message::parse`] checks everything once — every name (owner names and
 //! the names inside the RDATA of the types that carry them), every length,
 //! the OPT rules — so that the accessors and iterators afterwards can be
-//! infallible. Compression pointers follow the rule of [`super::skip_name`]:
-//! each pointer must point strictly before the label run it interrupts, so
-//! every hop moves backwards and a loop is impossible; the expanded name is at
-//! most 255 octets (RFC 1035 §4.1.4) and at most [`MAX_HOPS`] pointers long.
+//! infallible. Compression pointers follow the rule of [`super::skip_name`]
+//! — each pointer must point strictly before the label run it interrupts, so
+//! every hop moves backwards and a loop is impossible — and one more: the
+//! name a pointer leads to must lie wholly before the pointer, as a "prior
+//! occurrence" (RFC 1035 §4.1.4) does, so cutting or removing later records
+//! never changes an earlier name. The expanded name is at most 255 octets
+//! and at most [`MAX_HOPS`] pointers long.
 
 use std::fmt;
 
@@ -158,6 +161,9 @@ struct LabelWalk<'a> {
     buf: &'a [u8],
     pos: usize,
     run_start: usize,
+    /// Octets from here on may not be read: the position of the last
+    /// pointer followed.
+    limit: usize,
     total: usize,
     hops: usize,
     end: Option<usize>,
@@ -170,6 +176,7 @@ impl<'a> LabelWalk<'a> {
             buf,
             pos,
             run_start: pos,
+            limit: usize::MAX,
             total: 0,
             hops: 0,
             end: None,
@@ -192,6 +199,9 @@ impl<'a> LabelWalk<'a> {
                         return Err(ParseError::NameTooLong);
                     }
                     let start = self.pos + 1;
+                    if start + len > self.limit {
+                        return Err(ParseError::BadPointer);
+                    }
                     let label = self
                         .buf
                         .get(start..start + len)
@@ -207,11 +217,16 @@ impl<'a> LabelWalk<'a> {
                 0xc0 => {
                     let lo = *self.buf.get(self.pos + 1).ok_or(ParseError::NameOverrun)? as usize;
                     let target = ((len & 0x3f) << 8) | lo;
-                    // RFC 1035 §4.1.4 only says "a prior occurrence"; pointing
-                    // strictly before the current run makes loops impossible.
-                    if target >= self.run_start {
+                    // RFC 1035 §4.1.4: a pointer names "a prior occurrence".
+                    // Pointing strictly before the current run makes loops
+                    // impossible; requiring the whole target name to lie
+                    // before the pointer means no later octet (a record
+                    // removed or cut off) can change what an earlier name
+                    // says.
+                    if target >= self.run_start || self.pos + 2 > self.limit {
                         return Err(ParseError::BadPointer);
                     }
+                    self.limit = self.pos;
                     self.hops += 1;
                     if self.hops > MAX_HOPS {
                         return Err(ParseError::TooManyHops);
@@ -696,6 +711,79 @@ pub struct Message<'a> {
     /// Start offsets of answer, authority, additional; then the end.
     starts: [usize; 4],
     opt: Option<Opt<'a>>,
+    exotic: bool,
+}
+
+/// How many stored names [`Message::parse`] remembers to check where
+/// pointers lead. A few hundred octets on the stack; past it, pointers to
+/// later names count as exotic.
+const MAX_RUNS: usize = 128;
+
+/// The stored label runs of the names seen so far, in message order.
+struct NameRuns {
+    n: usize,
+    runs: [(u16, u16); MAX_RUNS],
+    exotic: bool,
+}
+
+impl NameRuns {
+    fn new() -> NameRuns {
+        NameRuns {
+            n: 0,
+            runs: [(0, 0); MAX_RUNS],
+            exotic: false,
+        }
+    }
+
+    /// Notes the stored part of the (validated) name at `pos`, after
+    /// checking that its pointer, if any, leads to a label boundary of a run
+    /// noted before. Later hops need no check: they end earlier runs, which
+    /// were checked when those were noted.
+    fn note(&mut self, buf: &[u8], pos: usize) {
+        let mut p = pos;
+        loop {
+            match buf.get(p).copied() {
+                Some(0) => return self.push(pos, p + 1),
+                Some(len @ 1..=63) => p += usize::from(len) + 1,
+                Some(hi @ 0xc0..=0xff) => {
+                    let lo = buf.get(p + 1).copied().unwrap_or(0);
+                    let target = (usize::from(hi & 0x3f) << 8) | usize::from(lo);
+                    if !self.is_label(buf, target) {
+                        self.exotic = true;
+                    }
+                    return self.push(pos, p);
+                }
+                _ => {
+                    self.exotic = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, start: usize, end: usize) {
+        if end > start && self.n < MAX_RUNS {
+            // Offsets fit: the message is at most 65535 octets.
+            self.runs[self.n] = (start as u16, end as u16);
+            self.n += 1;
+        }
+    }
+
+    /// True when `t` starts a label (or the root) inside a noted run.
+    fn is_label(&self, buf: &[u8], t: usize) -> bool {
+        let i = self.runs[..self.n].partition_point(|r| usize::from(r.0) <= t);
+        let Some(&(start, end)) = self.runs[..i].last() else {
+            return false;
+        };
+        if t >= usize::from(end) {
+            return false;
+        }
+        let mut p = usize::from(start);
+        while p < t {
+            p += usize::from(buf.get(p).copied().unwrap_or(0xff)) + 1;
+        }
+        p == t
+    }
 }
 
 impl<'a> Message<'a> {
@@ -725,6 +813,10 @@ impl<'a> Message<'a> {
             }
             _ => return Err(ParseError::QuestionCount),
         };
+        let mut runs = NameRuns::new();
+        if question.is_some() {
+            runs.note(buf, HEADER_LEN);
+        }
         let mut starts = [pos; 4];
         let mut opt = None;
         let counts = [h.ancount(), h.nscount(), h.arcount()];
@@ -743,6 +835,15 @@ impl<'a> Message<'a> {
                         at: pos,
                         end: rr.rdata_end,
                     });
+                } else {
+                    runs.note(buf, pos);
+                    if let Some(layout) = name_layout(rr.rtype) {
+                        let mut at = rr.rdata_start + layout.prefix;
+                        for _ in 0..layout.names {
+                            runs.note(buf, at);
+                            at = skip_stored_name(buf, at).ok_or(ParseError::BadRdata)?;
+                        }
+                    }
                 }
                 pos = rr.rdata_end;
             }
@@ -756,7 +857,19 @@ impl<'a> Message<'a> {
             question,
             starts,
             opt,
+            exotic: runs.exotic,
         })
+    }
+
+    /// True when some compression pointer does not lead to a label of a name
+    /// stored earlier in the message (RFC 1035 §4.1.4: "a prior occurrence of
+    /// the same name") — it reads header octets, TTLs or opaque RDATA as
+    /// labels, or the message has more names than are tracked. Only crafted
+    /// messages (or very large ones) have them. The in-place rewrites that
+    /// change such octets refuse these messages, since the change could
+    /// rename something; the copying rewrites handle them.
+    pub fn has_exotic_pointers(&self) -> bool {
+        self.exotic
     }
 
     /// The whole message.

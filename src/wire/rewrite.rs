@@ -41,6 +41,11 @@ pub enum RewriteError {
     /// The result would exceed 65535 octets, a 16-bit count or RDLENGTH.
     #[error("the result would not fit a DNS message")]
     TooLong,
+    /// A layout an in-place rewrite cannot patch safely: a name that reads
+    /// octets the rewrite changes or moves (see
+    /// [`Message::has_exotic_pointers`]); only crafted messages have one.
+    #[error("layout cannot be patched in place")]
+    Unsupported,
 }
 
 /// Highest offset a compression pointer can reach (14 bits, RFC 1035 §4.1.4).
@@ -134,6 +139,9 @@ fn copy_name(
     let mut p = pos;
     let mut hops = 0;
     let mut total = 0;
+    // No octet at or past the last pointer followed may be read (see
+    // `message`: a pointer leads to a prior occurrence).
+    let mut limit = usize::MAX;
     // Start of the current verbatim run: (input offset, output offset).
     let mut run: Option<(usize, usize)> = None;
     loop {
@@ -160,6 +168,9 @@ fn copy_name(
                 if total >= MAX_NAME_LEN {
                     return Err(ParseError::NameTooLong.into());
                 }
+                if p + 1 + len > limit {
+                    return Err(ParseError::BadPointer.into());
+                }
                 let label = input.get(p..p + 1 + len).ok_or(ParseError::NameOverrun)?;
                 out.extend_from_slice(label);
                 p += 1 + len;
@@ -167,9 +178,10 @@ fn copy_name(
             0xc0..=0xff => {
                 let lo = usize::from(*input.get(p + 1).ok_or(ParseError::NameOverrun)?);
                 let target = ((len & 0x3f) << 8) | lo;
-                if target >= run_old {
+                if target >= run_old || p + 2 > limit {
                     return Err(ParseError::BadPointer.into());
                 }
+                limit = p;
                 hops += 1;
                 if hops > MAX_HOPS {
                     return Err(ParseError::TooManyHops.into());
@@ -423,6 +435,9 @@ pub fn echo_client(buf: &mut [u8], query: &Query<'_>) -> Result<(), RewriteError
 pub fn adjust_ttls(buf: &mut [u8], elapsed: u32, cap: u32) -> Result<(), RewriteError> {
     let (mut pos, total) = {
         let m = Message::parse(buf)?;
+        if m.has_exotic_pointers() {
+            return Err(RewriteError::Unsupported);
+        }
         let h = m.header();
         let total = usize::from(h.ancount()) + usize::from(h.nscount()) + usize::from(h.arcount());
         (m.question_end(), total)
@@ -456,6 +471,9 @@ pub fn truncate_udp(buf: &mut Vec<u8>, limit: usize) -> Result<bool, RewriteErro
     }
     let (cut, answers, authority, opt, tc) = {
         let m = Message::parse(buf)?;
+        if m.has_exotic_pointers() {
+            return Err(RewriteError::Unsupported);
+        }
         let opt = m.opt().map(|o| (o.at, o.end));
         let room = limit.saturating_sub(opt.map_or(0, |(a, e)| e - a));
         let authority_end = m.section_range(Section::Authority).end;
@@ -511,6 +529,9 @@ pub fn set_edns(
 ) -> Result<(), RewriteError> {
     let (opt, after) = {
         let m = Message::parse(buf)?;
+        if m.has_exotic_pointers() {
+            return Err(RewriteError::Unsupported);
+        }
         let opt = m.opt().map(|o| (o.at, o.end));
         let after = opt.map_or(0, |(at, _)| {
             m.section(Section::Additional)
@@ -606,6 +627,11 @@ fn shift_pointers(
         for i in 0..=layout.map_or(0, |l| l.names) {
             let name_at = if i == 0 { rr.owner } else { rdata_name };
             if let Some((ptr_at, target)) = tail_pointer(buf, name_at)? {
+                if !apply && target < threshold && check_name(&buf[..threshold], target).is_err() {
+                    // The name runs across the insertion point (through the
+                    // OPT record itself): inserting would change it.
+                    return Err(RewriteError::Unsupported);
+                }
                 if target >= threshold {
                     let moved = target + add;
                     if moved > MAX_POINTER {

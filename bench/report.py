@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""Post-processing for bench/run.sh.
+
+  report.py --latency FILE          percentiles of a `dnsperf -v` paced run:
+                                    prints "p50_ms p99_ms p999_ms completed lost"
+  report.py --results DIR --out MD  writes docs/PERFORMANCE.md from DIR/results.csv
+
+Percentiles are nearest-rank over the per-query latencies that `dnsperf -v`
+prints ("> RCODE name type seconds"); lost queries have no latency and are
+counted separately (dnsperf's "Queries lost").
+"""
+
+import argparse
+import csv
+import math
+import os
+import statistics
+import sys
+
+SYSTEM_NAMES = {
+    "dns64d": "dns64d",
+    "unbound": "Unbound",
+    "bind": "BIND 9",
+    "kresd": "Knot Resolver",
+    "pdns": "PowerDNS Recursor",
+    "dnsdist": "dnsdist (proxy, no DNS64)",
+}
+SYSTEM_ORDER = ["dns64d", "unbound", "bind", "kresd", "pdns", "dnsdist"]
+MIX_NAMES = {
+    "synth": "(a) AAAA for A-only names: every answer synthesized",
+    "pod": "(b) pod traffic: glibc A+AAAA pairs over an ndots:5 search list (~66% NXDOMAIN)",
+    "pass": "(c) plain A pass-through",
+}
+MODE_NAMES = {"warm": "warm (names repeat: cache hits)", "cold": "cold (every name unique: forwarding)"}
+
+# (mode, mix, metric, reference system, threshold, kind)
+TARGETS = [
+    ("warm", "synth", "qcpu", "unbound", 1.35, "ratio"),
+    ("warm", "pod", "qcpu", "unbound", 1.35, "ratio"),
+    ("cold", "synth", "qcpu", "unbound", 3.0, "ratio"),
+    ("cold", "pod", "qcpu", "unbound", 2.7, "ratio"),
+    ("cold", "pass", "qcpu", "dnsdist", 1.0, "ratio"),
+    ("cold", "synth", "p99", None, 0.5, "max"),
+    ("warm", "*", "rss", None, 16.0, "max"),
+]
+
+
+def pct(sorted_vals, p):
+    if not sorted_vals:
+        return float("nan")
+    k = max(0, math.ceil(p / 100.0 * len(sorted_vals)) - 1)
+    return sorted_vals[k]
+
+
+def latency(path):
+    lats = []
+    lost = 0
+    with open(path, errors="replace") as f:
+        for line in f:
+            if line.startswith("> "):
+                parts = line.split()
+                try:
+                    lats.append(float(parts[-1]))
+                except ValueError:
+                    pass
+            elif "Queries lost:" in line:
+                lost = int(line.split()[2])
+    lats.sort()
+    ms = [x * 1000.0 for x in lats]
+    print("%.3f %.3f %.3f %d %d" % (pct(ms, 50), pct(ms, 99), pct(ms, 99.9), len(ms), lost))
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            try:
+                r["rep"] = int(r["rep"])
+                for k in ("sent", "completed", "lost", "srv_cpu_ns", "srv_stat_ns", "wall_ns",
+                          "knot_cpu_ns", "paced_completed", "paced_lost", "rss_kb", "threads"):
+                    r[k] = int(float(r[k]))
+                for k in ("qps", "p50_ms", "p99_ms", "p999_ms"):
+                    r[k] = float(r[k])
+            except (ValueError, KeyError):
+                continue
+            cpu_s = r["srv_cpu_ns"] / 1e9
+            r["qcpu"] = r["completed"] / cpu_s if cpu_s > 0 else float("nan")
+            r["util"] = r["srv_cpu_ns"] / r["wall_ns"] if r["wall_ns"] else float("nan")
+            r["knot"] = r["knot_cpu_ns"] / r["wall_ns"] if r["wall_ns"] else float("nan")
+            r["lostpct"] = 100.0 * r["lost"] / r["sent"] if r["sent"] else 0.0
+            r["rss"] = r["rss_kb"] / 1024.0
+            rows.append(r)
+    return rows
+
+
+def med(xs):
+    xs = [x for x in xs if x == x]
+    return statistics.median(xs) if xs else float("nan")
+
+
+def ratio_med(rows, mode, mix, sys_, ref, metric):
+    """Median over repetitions of (sys metric / ref metric) in the same repetition."""
+    by = {}
+    for r in rows:
+        if r["mode"] == mode and r["mix"] == mix:
+            by.setdefault(r["rep"], {})[r["system"]] = r[metric]
+    rs = [v[sys_] / v[ref] for v in by.values() if sys_ in v and ref in v and v[ref]]
+    return (med(rs), min(rs), max(rs), len(rs)) if rs else (float("nan"),) * 3 + (0,)
+
+
+def fmt(x, spec):
+    return "–" if x != x else format(x, spec)
+
+
+def table(rows, mode, mix):
+    sel = [r for r in rows if r["mode"] == mode and r["mix"] == mix]
+    systems = [s for s in SYSTEM_ORDER if any(r["system"] == s for r in sel)]
+    systems += sorted({r["system"] for r in sel} - set(systems))
+    if not systems:
+        return ""
+    has_ub = "unbound" in systems
+    out = ["| system | q/CPU-s (median) | × Unbound (q/CPU-s) | QPS | × Unbound (QPS) | server CPU busy | knotd CPU | lost | p50 ms @%s | p99 ms | peak RSS MB | reps |" % "rate",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for s in systems:
+        rs = [r for r in sel if r["system"] == s]
+        rq = ratio_med(rows, mode, mix, s, "unbound", "qcpu") if has_ub else (float("nan"),) * 3 + (0,)
+        rp = ratio_med(rows, mode, mix, s, "unbound", "qps") if has_ub else (float("nan"),) * 3 + (0,)
+        rq_s = "–" if rq[0] != rq[0] else ("%.2f" % rq[0] if rq[3] < 2 else "%.2f (%.2f–%.2f)" % rq[:3])
+        rp_s = "–" if rp[0] != rp[0] else "%.2f" % rp[0]
+        out.append("| %s | %s | %s | %s | %s | %s%% | %s%% | %s%% | %s | %s | %s | %d |" % (
+            SYSTEM_NAMES.get(s, s),
+            fmt(med([r["qcpu"] for r in rs]), ",.0f"),
+            rq_s,
+            fmt(med([r["qps"] for r in rs]), ",.0f"),
+            rp_s,
+            fmt(100 * med([r["util"] for r in rs]), ".0f"),
+            fmt(100 * med([r["knot"] for r in rs]), ".0f"),
+            fmt(med([r["lostpct"] for r in rs]), ".2f"),
+            fmt(med([r["p50_ms"] for r in rs]), ".3f"),
+            fmt(med([r["p99_ms"] for r in rs]), ".3f"),
+            fmt(med([r["rss"] for r in rs]), ".1f"),
+            len(rs)))
+    return "\n".join(out)
+
+
+def targets(rows):
+    out = ["| target | measured (median) | met? | gap |", "|---|---:|:---:|---|"]
+    for mode, mix, metric, ref, thr, kind in TARGETS:
+        if metric == "rss":
+            vals = [r["rss"] for r in rows if r["system"] == "dns64d" and r["mode"] == mode]
+            if not vals:
+                continue
+            v = max(vals)
+            label = "peak RSS, %s runs (max over mixes and reps) ≤ %.0f MB" % (mode, thr)
+            ok = v <= thr
+            gap = "" if ok else "%.1f MB over (%.0f%%)" % (v - thr, 100 * (v / thr - 1))
+            out.append("| %s | %.1f MB | %s | %s |" % (label, v, "yes" if ok else "**no**", gap))
+            continue
+        if metric == "p99":
+            vals = [r["p99_ms"] for r in rows if r["system"] == "dns64d" and r["mode"] == mode and r["mix"] == mix]
+            if not vals:
+                continue
+            v = med(vals)
+            ok = v <= thr
+            gap = "" if ok else "%.3f ms over (%.1f×)" % (v - thr, v / thr)
+            out.append("| paced p99, %s %s ≤ %.1f ms | %.3f ms | %s | %s |" % (mode, mix, thr, v, "yes" if ok else "**no**", gap))
+            continue
+        v, lo, hi, n = ratio_med(rows, mode, mix, "dns64d", ref, metric)
+        if n == 0:
+            continue
+        ok = v >= thr
+        gap = "" if ok else "%.0f%% short (needs %.2f× more)" % (100 * (1 - v / thr), thr / v)
+        out.append("| %s %s: q/CPU-s ≥ %.2f× %s | %.2f× (range %.2f–%.2f, %d reps) | %s | %s |" % (
+            mode, mix, thr, SYSTEM_NAMES[ref].split(" (")[0], v, lo, hi, n, "yes" if ok else "**no**", gap))
+    return "\n".join(out)
+
+
+def readf(path, default=""):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return default
+
+
+def report(resdir, outpath):
+    rows = load(os.path.join(resdir, "results.csv"))
+    versions = readf(os.path.join(resdir, "versions.txt")).strip()
+    command = readf(os.path.join(resdir, "command.txt")).strip()
+    analysis = readf(os.path.join(resdir, "analysis.md")).strip()
+    L = []
+    L.append("# dns64d performance\n")
+    L.append("<!-- Generated by bench/run.sh (bench/report.py) from bench/results/; "
+             "edit bench/results/analysis.md or bench/report.py, not this file. -->\n")
+    L.append("Comparative DNS64 benchmark: dns64d against the resolvers users already run, each "
+             "configured as a DNS64 forwarder to the same knotd upstream, loaded with dnsperf. "
+             "Method, rationale and how to rerun: [bench/README.md](../bench/README.md).\n")
+    L.append("**Ranking metric: answered queries per second of server CPU time** (q/CPU-s, from "
+             "`/proc/PID/task/*/schedstat` before and after the saturating run). One dnsperf process "
+             "tops out around 150k q/s on this 2-core box, so QPS alone cannot rank the fast servers; "
+             "QPS is shown beside it. Ratios are medians of same-repetition ratios.\n")
+    if not rows:
+        L.append("_No results yet: run `bench/run.sh`._\n")
+    else:
+        reps = sorted({r["rep"] for r in rows})
+        L.append("Repetitions: %d. Every value is the median over repetitions.\n" % len(reps))
+        L.append("## dns64d against the targets\n")
+        L.append(targets(rows) + "\n")
+        for mode in ("warm", "cold"):
+            for mix in ("synth", "pod", "pass"):
+                t = table(rows, mode, mix)
+                if t:
+                    L.append("## %s — %s\n" % (mode.capitalize(), MIX_NAMES[mix]))
+                    L.append(t.replace("@rate", "") + "\n")
+        L.append("Columns: *q/CPU-s* answered queries per second of server CPU (all threads); "
+                 "*QPS* dnsperf's completed queries per second at saturation (100 outstanding); "
+                 "*server CPU busy* the server's CPU time over wall time during that run (≈100%: the "
+                 "server, not the client, was the limit); *knotd CPU* the upstream's share of one core; "
+                 "*lost* dnsperf's lost queries (2 s timeout) in the saturating run; *p50/p99* latency "
+                 "of a separate run paced at a fixed rate (see below); *peak RSS* VmHWM at the end of the run.\n")
+    if analysis:
+        L.append("## Analysis\n")
+        L.append(analysis + "\n")
+    profs = []
+    for mix in ("synth", "pod", "pass"):
+        p = readf(os.path.join(resdir, "profile-cold-%s.txt" % mix)).rstrip()
+        if p:
+            profs.append("### cold %s (self time, top symbols)\n\n```\n%s\n```\n" % (mix, "\n".join(p.splitlines()[:25])))
+    if profs:
+        L.append("## Profile of dns64d (`perf record -g`, cold runs)\n")
+        L.extend(profs)
+    L.append("## Versions and machine\n")
+    L.append("```\n%s\n```\n" % (versions or "(unknown)"))
+    L.append("## Commands\n")
+    L.append("```sh\n# this run\n%s\n# rerun everything / a quick smoke run / one slice\n"
+             "bench/run.sh\nbench/run.sh --quick\n"
+             "bench/run.sh --systems dns64d,unbound --mixes synth --modes cold --reps 5\n```\n" % (command or "bench/run.sh"))
+    L.append("Per run (server pinned to CPU 0 with `taskset`, dnsperf and knotd on CPU 1, all inside "
+             "`unshare --net --pid`):\n\n```sh\n"
+             "dnsperf -s 127.0.0.1 -p 5353 -d q/MIX-MODE.txt [-n 1 if cold] -l DURATION -t 2        # saturating: QPS, lost, CPU/query\n"
+             "dnsperf -s 127.0.0.1 -p 5353 -d q/MIX-MODE-paced.txt [-n 1] -l PACED -Q 1000 -t 2 -v  # paced: per-query latency → p50/p99\n"
+             "```\n")
+    L.append("## Caveats\n")
+    L.append(CAVEATS)
+    with open(outpath, "w") as f:
+        f.write("\n".join(L))
+
+
+CAVEATS = """\
+- Two cores, shared with other work: the server has CPU 0 to itself only as far as
+  `taskset` can promise; dnsperf and knotd share CPU 1. CPU time per query is far less
+  sensitive to that than QPS, which is why it ranks. Repetitions are interleaved
+  (every system once per repetition, order rotated) so drift hits all systems alike.
+- One worker each: dns64d with `TOKIO_WORKER_THREADS=1`, Unbound `num-threads: 1`,
+  BIND `named -n 1`, kresd is one process, PowerDNS `threads=1`
+  (`pdns-distributes-queries=no`); dnsdist has its own fixed set of threads. Helper
+  threads of every server are counted in its CPU time and pinned to the same core.
+- dnsdist does no DNS64: in the synth and pod mixes it answers what knotd answers
+  (NODATA for A-only names). It is the cost floor of a UDP proxy (with its packet cache
+  in warm runs), not a competitor there.
+- dns64d runs with `filter.a = "strip"` (its default: A answers become NODATA for DNS64
+  clients) in the synth and pod mixes and `filter.a = "pass"` in the pass-through mix;
+  the other resolvers always pass A records (they have no A filter).
+- Warm runs prime every cache with two passes through the query file first; cold runs
+  start every server fresh and use every name once (`dnsperf -n 1`), so a cold run that
+  exhausts its file ends early (QPS is computed over the time it ran).
+- Latency comes from a separate paced run (fixed rate, far below saturation) on the
+  same server instance; in cold mode its names are disjoint from the saturating run's.
+  p99 over a few thousand samples is noisy in the tenths of a millisecond: compare
+  orders of magnitude, not the third decimal.
+- Peak RSS is VmHWM: Knot Resolver's LMDB cache is a memory-mapped file whose touched
+  pages count; dnsdist preallocates its packet cache.
+- Everything runs over loopback inside a private network namespace; real networks add
+  latency, not CPU.
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--latency")
+    ap.add_argument("--results")
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    if a.latency:
+        latency(a.latency)
+    elif a.results and a.out:
+        report(a.results, a.out)
+    else:
+        ap.print_help()
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,412 @@
+#!/usr/bin/env bash
+# Comparative DNS64 benchmark: dns64d against Unbound, BIND 9, Knot Resolver,
+# PowerDNS Recursor (each a DNS64 forwarder) and dnsdist (pure proxy), all
+# forwarding to one knotd authoritative upstream, measured with dnsperf inside
+# a private network namespace. See bench/README.md for the method.
+#
+#   bench/run.sh                 # full run: 3 repetitions, every system/mix/mode
+#   bench/run.sh --quick         # 1 repetition, short runs (a smoke test, ~5 min)
+#   bench/run.sh --systems dns64d,unbound --mixes synth --modes cold --reps 5
+#   bench/run.sh --report-only   # rewrite docs/PERFORMANCE.md from the last results
+#
+# Options:
+#   --reps N           repetitions (default 3)
+#   --duration S       seconds per saturating throughput run (default 8)
+#   --paced S          seconds of the paced latency run (default 5)
+#   --rate Q           paced rate in queries/s (default 1000)
+#   --systems LIST     comma list of: dns64d unbound bind kresd pdns dnsdist
+#   --mixes LIST       comma list of: synth pod pass
+#   --modes LIST       comma list of: warm cold
+#   --quick            --reps 1 --duration 3 --paced 2, smaller cold files
+#   --profile          also record a perf profile of dns64d (cold synth, pod)
+#   --no-install       do not apt-get install
+#   --no-build         use an existing dns64d binary (DNS64D_BIN or the default)
+#   --no-doc           do not (re)write docs/PERFORMANCE.md
+#   --report-only      only regenerate docs/PERFORMANCE.md from RESULTS
+#   --work DIR         scratch directory (default /tmp/dns64d-bench)
+#
+# Environment: DNS64D_BIN (binary to test), CARGO_TARGET_DIR (build dir,
+# default /tmp/bench-target), SUT_CPU (default 0), LOAD_CPU (default 1).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+
+REPS=3
+DUR=8
+PACED=5
+RATE=1000
+SYSTEMS=dns64d,unbound,bind,kresd,pdns,dnsdist
+MIXES=synth,pod,pass
+MODES=warm,cold
+QUICK=0
+PROFILE=0
+INSTALL=1
+BUILD=1
+DOC=1
+REPORT_ONLY=0
+WORK=${WORK:-/tmp/dns64d-bench}
+SUT_CPU=${SUT_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+SUT_PORT=5353
+UP_PORT=5300
+RESULTS_DIR=$HERE/results
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/tmp/bench-target}
+DNS64D_BIN=${DNS64D_BIN:-$CARGO_TARGET_DIR/release/dns64d}
+INNER=0
+
+ARGS=("$@")
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --reps) REPS=$2; shift ;;
+        --duration) DUR=$2; shift ;;
+        --paced) PACED=$2; shift ;;
+        --rate) RATE=$2; shift ;;
+        --systems) SYSTEMS=$2; shift ;;
+        --mixes) MIXES=$2; shift ;;
+        --modes) MODES=$2; shift ;;
+        --quick) QUICK=1; REPS=1; DUR=3; PACED=2 ;;
+        --profile) PROFILE=1 ;;
+        --no-install) INSTALL=0 ;;
+        --no-build) BUILD=0 ;;
+        --no-doc) DOC=0 ;;
+        --report-only) REPORT_ONLY=1 ;;
+        --work) WORK=$2; shift ;;
+        --inner) INNER=1 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "run.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+SYSTEMS=${SYSTEMS//,/ }
+MIXES=${MIXES//,/ }
+MODES=${MODES//,/ }
+DATA=$WORK/data
+RUN=$WORK/run
+RAW=$WORK/raw
+CSV=$RESULTS_DIR/results.csv
+
+log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "FATAL: $*"; exit 1; }
+
+# --------------------------------------------------------------------------
+# outer part: install, build, generate, then re-enter in a private namespace
+# --------------------------------------------------------------------------
+
+PKGS=(dnsperf unbound bind9 bind9-dnsutils knot-resolver pdns-recursor dnsdist knot knot-dnsutils
+      iproute2 util-linux python3)
+
+install_pkgs() {
+    local missing=() p
+    for p in "${PKGS[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && { log "packages already installed"; return; }
+    log "installing: ${missing[*]}"
+    # The packages' init scripts would start system-wide resolvers on port 53:
+    # forbid service starts while installing (policy-rc.d), unless the machine
+    # already has such a policy.
+    local made_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
+    # shellcheck disable=SC2064
+    trap "[ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d" EXIT
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    [ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
+    trap - EXIT
+}
+
+versions() {
+    {
+        echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+        echo "kernel: $(uname -r)"
+        echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') ($(nproc) cores)"
+        echo "dns64d: $("$DNS64D_BIN" --version 2>&1 | head -1) (git $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet -- src Cargo.toml Cargo.lock 2>/dev/null || echo ', with uncommitted changes in src'))"
+        local p
+        for p in dnsperf unbound bind9 knot-resolver pdns-recursor dnsdist knot; do
+            echo "$p: $(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || echo 'not installed')"
+        done
+        echo "rustc: $(rustc --version 2>/dev/null || echo '?')"
+    } > "$RESULTS_DIR/versions.txt"
+}
+
+make_doc() {
+    [ "$DOC" = 1 ] || return 0
+    mkdir -p "$REPO/docs"
+    python3 "$HERE/report.py" --results "$RESULTS_DIR" --out "$REPO/docs/PERFORMANCE.md"
+    log "wrote docs/PERFORMANCE.md"
+}
+
+if [ "$INNER" = 0 ]; then
+    [ "$(id -u)" = 0 ] || die "run as root (apt-get, unshare -n, taskset)"
+    mkdir -p "$RESULTS_DIR"
+    if [ "$REPORT_ONLY" = 1 ]; then make_doc; exit 0; fi
+    [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (server on one, dnsperf + upstream on the other)"
+    [ "$INSTALL" = 1 ] && install_pkgs
+    for c in dnsperf knotd unbound named kresd pdns_recursor dnsdist dig unshare taskset python3; do
+        command -v "$c" >/dev/null || die "$c not found (drop --no-install?)"
+    done
+    if [ "$BUILD" = 1 ]; then
+        log "building dns64d (cargo build --release --locked, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+        (cd "$REPO" && cargo build --release --locked --quiet)
+    fi
+    [ -x "$DNS64D_BIN" ] || die "no dns64d binary at $DNS64D_BIN"
+    # the generated files depend only on the generator and its arguments
+    if [ "$QUICK" = 1 ]; then COLD_Q=300000; PACED_Q=$((RATE * PACED + 2000)); else COLD_Q=1200000; PACED_Q=$((RATE * PACED + 2000)); fi
+    stamp="$(sha1sum "$HERE/gen.py" | cut -c1-12) $COLD_Q $PACED_Q"
+    if [ "$(cat "$DATA/STAMP" 2>/dev/null)" != "$stamp" ]; then
+        log "generating zones and query files in $DATA"
+        rm -rf "$DATA"
+        python3 "$HERE/gen.py" "$DATA" --cold-queries "$COLD_Q" --paced-queries "$PACED_Q" >&2
+        echo "$stamp" > "$DATA/STAMP"
+    fi
+    versions
+    # a fresh results file per invocation; the previous one is kept beside it
+    [ -f "$CSV" ] && mv "$CSV" "$CSV.prev"
+    printf '%s\n' "$0 ${ARGS[*]}" > "$RESULTS_DIR/command.txt"
+    log "entering a private network + PID namespace (unshare -n -p)"
+    # --pid --fork --kill-child: when the inner script exits (or is killed),
+    # the kernel kills every process left in the namespace: nothing survives.
+    unshare --net --pid --fork --mount-proc --kill-child -- \
+        env DNS64D_BIN="$DNS64D_BIN" WORK="$WORK" SUT_CPU="$SUT_CPU" LOAD_CPU="$LOAD_CPU" \
+        bash "$0" --inner "${ARGS[@]}"
+    make_doc
+    exit 0
+fi
+
+# --------------------------------------------------------------------------
+# inner part: runs as PID 1 of a fresh network + PID namespace
+# --------------------------------------------------------------------------
+
+PIDS=()
+cleanup() {
+    local rc=$? p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    sleep 0.3
+    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    [ $rc = 0 ] || log "inner part failed (rc=$rc); every process of the namespace is killed with it"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ip link set lo up
+ip -6 addr add ::1/128 dev lo 2>/dev/null || true
+mkdir -p "$RUN" "$RAW"
+
+# Background starts call taskset directly (not through a function, which would
+# fork a subshell) so that $! is the server's own PID: taskset execs it.
+on_load() { taskset -c "$LOAD_CPU" "$@"; }
+
+# Sum of on-CPU nanoseconds of every thread (first field of schedstat).
+cpu_ns() {
+    local s=0 f a
+    for f in /proc/"$1"/task/*/schedstat; do
+        { read -r a _ < "$f"; } 2>/dev/null || continue
+        s=$((s + a))
+    done
+    echo "$s"
+}
+# utime+stime of the whole process (includes exited threads), in ns.
+stat_ns() {
+    local st; st=$(cat /proc/"$1"/stat 2>/dev/null) || { echo 0; return; }
+    st=${st##*) }
+    # shellcheck disable=SC2086
+    set -- $st
+    echo $(( (${12} + ${13}) * 1000000000 / $(getconf CLK_TCK) ))
+}
+now_ns() { date +%s%N; }
+hwm_kb() { awk '/^VmHWM/ {print $2}' /proc/"$1"/status 2>/dev/null || echo 0; }
+threads() { ls /proc/"$1"/task 2>/dev/null | wc -l; }
+
+q() { # q NAME TYPE -> "STATUS ANSWERS..."
+    local out
+    out=$(dig +tries=3 +time=1 @127.0.0.1 -p "$SUT_PORT" "$1" "$2" 2>&1) || true
+    printf "%s\n" "$out" >> "$RUN/verify.log"
+    printf '%s %s\n' "$(sed -n 's/.*status: \([A-Z]*\),.*/\1/p' <<<"$out")" \
+        "$(awk '/^;; ANSWER SECTION/ {a=1; next} /^$/ {a=0} a && $4 ~ /^(A|AAAA)$/ {printf "%s ", $5}' <<<"$out")"
+}
+
+start_knot() {
+    local d=$RUN/knot
+    rm -rf "$d"; mkdir -p "$d/db"
+    sed -e "s|@RUNDIR@|$d|g; s|@UP_PORT@|$UP_PORT|g; s|@ZONEDIR@|$DATA/zones|g" \
+        "$HERE/conf/knot.conf" > "$d/knot.conf"
+    taskset -c "$LOAD_CPU" knotd -c "$d/knot.conf" 2> "$d/knotd.log" &
+    KNOT_PID=$!
+    PIDS+=("$KNOT_PID")
+    local i
+    for i in $(seq 50); do
+        [ "$(dig +short +tries=1 +time=1 @127.0.0.1 -p $UP_PORT check.v4.bench.example A 2>/dev/null)" = 198.18.99.1 ] && return 0
+        sleep 0.2
+    done
+    cat "$d/knotd.log" >&2
+    die "knotd did not come up"
+}
+
+# start_sut SYSTEM FILTER_A -> sets SUT_PID
+start_sut() {
+    local sys=$1 fa=$2 d=$RUN/$1
+    rm -rf "$d"; mkdir -p "$d"
+    local subst="s|@RUNDIR@|$d|g; s|@UP_PORT@|$UP_PORT|g; s|@SUT_PORT@|$SUT_PORT|g; s|@FILTER_A@|$fa|g"
+    case $sys in
+        dns64d)
+            sed -e "$subst" "$HERE/conf/dns64d.toml" > "$d/dns64d.toml"
+            "$DNS64D_BIN" check-config "$d/dns64d.toml" > "$d/check.log" 2>&1 \
+                || { cat "$d/check.log" >&2; die "dns64d check-config failed"; }
+            TOKIO_WORKER_THREADS=1 taskset -c "$SUT_CPU" "$DNS64D_BIN" --config "$d/dns64d.toml" > "$d/log" 2>&1 & ;;
+        unbound)
+            sed -e "$subst" "$HERE/conf/unbound.conf" > "$d/unbound.conf"
+            taskset -c "$SUT_CPU" unbound -d -c "$d/unbound.conf" > "$d/log" 2>&1 & ;;
+        bind)
+            sed -e "$subst" "$HERE/conf/named.conf" > "$d/named.conf"
+            taskset -c "$SUT_CPU" named -f -n 1 -c "$d/named.conf" > "$d/log" 2>&1 & ;;
+        kresd)
+            sed -e "$subst" "$HERE/conf/kresd.conf" > "$d/kresd.conf"
+            taskset -c "$SUT_CPU" kresd -n -q -c "$d/kresd.conf" "$d" > "$d/log" 2>&1 < /dev/null & ;;
+        pdns)
+            sed -e "$subst" "$HERE/conf/recursor.conf" > "$d/recursor.conf"
+            taskset -c "$SUT_CPU" pdns_recursor --config-dir="$d" > "$d/log" 2>&1 & ;;
+        dnsdist)
+            sed -e "$subst" "$HERE/conf/dnsdist.conf" > "$d/dnsdist.conf"
+            taskset -c "$SUT_CPU" dnsdist --supervised --disable-syslog -C "$d/dnsdist.conf" > "$d/log" 2>&1 & ;;
+        *) die "unknown system $sys" ;;
+    esac
+    SUT_PID=$!
+    PIDS+=("$SUT_PID")
+    local i
+    for i in $(seq 100); do
+        kill -0 "$SUT_PID" 2>/dev/null || { cat "$d/log" >&2; die "$sys exited at start-up"; }
+        [ -n "$(dig +short +tries=1 +time=1 @127.0.0.1 -p "$SUT_PORT" ns.bench.example A 2>/dev/null)" ] && return 0
+        sleep 0.2
+    done
+    cat "$d/log" >&2
+    die "$sys did not answer within 20 s"
+}
+
+stop_sut() {
+    kill -TERM "$SUT_PID" 2>/dev/null || true
+    local i
+    for i in $(seq 50); do kill -0 "$SUT_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$SUT_PID" 2>/dev/null || true
+    wait "$SUT_PID" 2>/dev/null || true
+    local keep=() p
+    for p in "${PIDS[@]}"; do [ "$p" = "$SUT_PID" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+# Prove that the system does what it is configured for before measuring it.
+verify() {
+    local sys=$1 fa=$2 r
+    r=$(q check.v4.bench.example AAAA)
+    if [ "$sys" = dnsdist ]; then
+        [ "$r" = "NOERROR  " ] || die "dnsdist: AAAA check.v4 should be NODATA (pure proxy), got '$r'"
+        r=$(q check.v4.bench.example A)
+        [ "$r" = "NOERROR 198.18.99.1 " ] || die "dnsdist: A check.v4 expected 198.18.99.1, got '$r'"
+    else
+        [ "$r" = "NOERROR 64:ff9b::c612:6301 " ] || die "$sys does not synthesize: AAAA check.v4.bench.example gave '$r' (want 64:ff9b::c612:6301)"
+        r=$(q check.v4.bench.example A)
+        if [ "$sys" = dns64d ] && [ "$fa" = strip ]; then
+            [ "$r" = "NOERROR  " ] || die "$sys: filter.a=strip but A check.v4 gave '$r'"
+        else
+            [ "$r" = "NOERROR 198.18.99.1 " ] || die "$sys: A check.v4 gave '$r' (want 198.18.99.1)"
+        fi
+        r=$(q s1.v6.bench.example AAAA)
+        [ "$r" = "NOERROR 2001:db8:6::2 " ] || die "$sys: native AAAA s1.v6 gave '$r'"
+    fi
+    r=$(q check.nope.ns3.svc.cluster.local AAAA)
+    [ "${r%% *}" = NXDOMAIN ] || die "$sys: NXDOMAIN expected for check.nope.ns3.svc.cluster.local, got '$r'"
+}
+
+# dnsperf_stats FILE -> "sent completed lost qps rcodes"
+dnsperf_stats() {
+    awk '
+        /Queries sent:/ {s=$3}
+        /Queries completed:/ {c=$3}
+        /Queries lost:/ {l=$3}
+        /Queries per second:/ {qps=$4}
+        /Response codes:/ {sub(/.*Response codes: */, ""); gsub(/ \([0-9.]+%\)/, ""); gsub(/, /, "/"); gsub(/ /, "="); rc=$0}
+        END {printf "%s %s %s %s %s\n", s, c, l, qps, rc}' "$1"
+}
+
+run_one() {
+    local rep=$1 mode=$2 mix=$3 sys=$4
+    local fa=strip
+    [ "$mix" = pass ] && fa=pass
+    local tag="$rep-$mode-$mix-$sys" file=$DATA/q/$mix-$mode.txt paced=$DATA/q/$mix-$mode-paced.txt
+    local nflag=()
+    [ "$mode" = cold ] && nflag=(-n 1)
+    start_sut "$sys" "$fa"
+    verify "$sys" "$fa"
+    if [ "$mode" = warm ]; then
+        # two passes through the file fill every cache; not measured
+        on_load dnsperf -s 127.0.0.1 -p "$SUT_PORT" -d "$file" -n 2 -t 2 > "$RAW/$tag.prime" 2>&1
+        on_load dnsperf -s 127.0.0.1 -p "$SUT_PORT" -d "$paced" -n 1 -t 2 > /dev/null 2>&1
+    fi
+    local c0 s0 k0 t0 c1 s1 k1 t1
+    c0=$(cpu_ns "$SUT_PID"); s0=$(stat_ns "$SUT_PID"); k0=$(cpu_ns "$KNOT_PID"); t0=$(now_ns)
+    on_load dnsperf -s 127.0.0.1 -p "$SUT_PORT" -d "$file" "${nflag[@]}" -l "$DUR" -t 2 > "$RAW/$tag.perf" 2>&1
+    c1=$(cpu_ns "$SUT_PID"); s1=$(stat_ns "$SUT_PID"); k1=$(cpu_ns "$KNOT_PID"); t1=$(now_ns)
+    on_load dnsperf -s 127.0.0.1 -p "$SUT_PORT" -d "$paced" "${nflag[@]}" -l "$PACED" -Q "$RATE" -t 2 -v > "$RAW/$tag.paced" 2>&1
+    local hwm thr
+    hwm=$(hwm_kb "$SUT_PID"); thr=$(threads "$SUT_PID")
+    kill -0 "$SUT_PID" 2>/dev/null || die "$sys died during the run"
+    stop_sut
+    local st lat
+    st=$(dnsperf_stats "$RAW/$tag.perf")
+    lat=$(python3 "$HERE/report.py" --latency "$RAW/$tag.paced")
+    # rep mode mix system | sent completed lost qps rcodes | srv_cpu_ns srv_stat_ns wall_ns knot_cpu_ns | p50 p99 paced_completed paced_lost | rss threads
+    # shellcheck disable=SC2086
+    set -- $st
+    printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$rep" "$mode" "$mix" "$sys" \
+        "$1" "$2" "$3" "$4" "$5" $((c1 - c0)) $((s1 - s0)) $((t1 - t0)) $((k1 - k0)) \
+        "${lat// /,}" "$hwm" "$thr" >> "$CSV"
+    awk -F, -v tag="$tag" 'END {printf "%-28s qps=%8.0f lost=%s q/cpu-s=%8.0f srv=%3.0f%% knot=%3.0f%% p50=%sms p99=%sms rss=%sMB\n",
+        tag, $8, $7, ($6/($10/1e9)), 100*$10/$12, 100*$13/$12, $14, $15, int($19/1024+0.5)}' "$CSV" >&2
+}
+
+profile_dns64d() {
+    command -v perf >/dev/null || { log "perf not installed: no profile"; return 0; }
+    local mix
+    for mix in synth pod pass; do
+        local fa=strip; [ "$mix" = pass ] && fa=pass
+        start_sut dns64d "$fa"
+        verify dns64d "$fa"
+        log "perf record: dns64d, cold $mix"
+        perf record -F 2000 -g --call-graph dwarf,16384 -p "$SUT_PID" -o "$RAW/perf-$mix.data" -- sleep "$DUR" \
+            > "$RAW/perf-$mix.log" 2>&1 &
+        local pp=$!
+        sleep 0.5
+        on_load dnsperf -s 127.0.0.1 -p "$SUT_PORT" -d "$DATA/q/$mix-cold.txt" -n 1 -l "$DUR" -t 2 > "$RAW/perf-$mix.perf" 2>&1 || true
+        wait "$pp" || true
+        stop_sut
+        perf report -i "$RAW/perf-$mix.data" --no-children --sort symbol --percent-limit 0.7 --stdio 2>/dev/null \
+            | grep -E '^ +[0-9.]+%' | head -40 > "$RESULTS_DIR/profile-cold-$mix.txt" || true
+        perf report -i "$RAW/perf-$mix.data" --children --sort symbol --percent-limit 3 --stdio -g none 2>/dev/null \
+            | grep -E '^ +[0-9.]+%' | head -60 > "$RESULTS_DIR/profile-cold-$mix-children.txt" || true
+    done
+}
+
+: > "$CSV"
+echo "rep,mode,mix,system,sent,completed,lost,qps,rcodes,srv_cpu_ns,srv_stat_ns,wall_ns,knot_cpu_ns,p50_ms,p99_ms,p999_ms,paced_completed,paced_lost,rss_kb,threads" > "$CSV"
+start_knot
+log "knotd up (pid $KNOT_PID, cpu $LOAD_CPU); systems: $SYSTEMS; mixes: $MIXES; modes: $MODES; reps: $REPS; ${DUR}s + ${PACED}s paced @ ${RATE} q/s"
+read -r -a SYS_ARR <<<"$SYSTEMS"
+for rep in $(seq "$REPS"); do
+    # rotate the order each repetition so no system always runs first
+    n=${#SYS_ARR[@]}; k=$(( (rep - 1) % n ))
+    order=("${SYS_ARR[@]:k}" "${SYS_ARR[@]:0:k}")
+    for mode in $MODES; do
+        for mix in $MIXES; do
+            for sys in "${order[@]}"; do
+                run_one "$rep" "$mode" "$mix" "$sys"
+            done
+        done
+    done
+done
+if [ "$PROFILE" = 1 ]; then profile_dns64d; fi
+log "done: $CSV"
