@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 use arc_swap::ArcSwap;
 
 use crate::metrics::{DropReason, Metrics};
-use crate::pipeline::{Pipeline, Transport};
+use crate::pipeline::{Early, Pipeline, Transport};
 
 /// Largest UDP datagram we read (anything longer is cut and fails to parse).
 const UDP_BUFFER: usize = 65535;
@@ -104,14 +104,30 @@ pub async fn serve_udp(sock: UdpSocket, shared: Shared, stop: CancellationToken)
                 Err(e) => { tracing::debug!(error = %e, "udp recv"); continue; }
             },
         };
+        // Rejections, REFUSED and cache hits are answered inline: no task,
+        // no copy of the packet.
+        let pipeline = shared.pipeline.load_full();
+        match pipeline.answer_now(&buf[..n], src.ip(), Transport::Udp) {
+            Early::Drop => continue,
+            Early::Reply(out) => {
+                if let Err(e) = sock.send_to(&out, src).await {
+                    tracing::debug!(error = %e, %src, "udp send");
+                }
+                continue;
+            }
+            Early::Resolve => {}
+        }
         let Ok(permit) = shared.inflight.clone().try_acquire_owned() else {
             shared.metrics.dropped(DropReason::Overloaded);
             continue;
         };
         let packet = buf[..n].to_vec();
-        let (sock, pipeline) = (sock.clone(), shared.pipeline.load_full());
+        let sock = sock.clone();
         shared.tracker.spawn(async move {
-            if let Some(out) = pipeline.handle(&packet, src.ip(), Transport::Udp).await
+            let out = pipeline
+                .resolve_query(&packet, src.ip(), Transport::Udp)
+                .await;
+            if !out.is_empty()
                 && let Err(e) = sock.send_to(&out, src).await
             {
                 tracing::debug!(error = %e, %src, "udp send");

@@ -58,6 +58,45 @@ const CLASS_IN: u16 = 1;
 /// mapping is static, a modest TTL lets a prefix change propagate.
 pub const PTR_CNAME_TTL: u32 = 600;
 
+/// What the synchronous first stage decided.
+#[derive(Debug)]
+pub enum Early {
+    /// Send this now.
+    Reply(Vec<u8>),
+    /// Send nothing.
+    Drop,
+    /// Needs upstream: run [`Pipeline::resolve_query`].
+    Resolve,
+}
+
+/// A packet the first stage answers or drops by itself.
+struct Rejected {
+    reply: Option<Vec<u8>>,
+    qtype: u16,
+    /// `None`: refused by `server.allow`.
+    why: Option<WireError>,
+}
+
+/// A parsed, classified query.
+struct Front<'a> {
+    query: Query<'a>,
+    client_ip: IpAddr,
+    transport: Transport,
+    rules: Rules<'a>,
+    dns64: bool,
+    key: Option<Key>,
+}
+
+impl Front<'_> {
+    fn client(&self, our_payload: u16) -> Client<'_> {
+        Client {
+            query: &self.query,
+            limit: (self.transport == Transport::Udp).then(|| self.query.udp_limit(our_payload)),
+            our_payload,
+        }
+    }
+}
+
 /// One query on its way: the client's view and the bytes sent upstream
 /// (the client's, minus an ECS option we must not pass on).
 struct Ask<'a> {
@@ -104,10 +143,6 @@ impl QueryLog {
 impl Ask<'_> {
     fn query(&self) -> &Query<'_> {
         self.client.query
-    }
-
-    fn query_name(&self) -> String {
-        qname(self.query()).map_or_else(|| "?".into(), |n| n.to_ascii())
     }
 }
 
@@ -157,83 +192,151 @@ impl Pipeline {
         src: IpAddr,
         transport: Transport,
     ) -> Option<Vec<u8>> {
+        match self.answer_now(packet, src, transport) {
+            Early::Reply(out) => Some(out),
+            Early::Drop => None,
+            Early::Resolve => Some(self.resolve_query(packet, src, transport).await),
+        }
+    }
+
+    /// The synchronous first stage, run for every packet in the receive loop:
+    /// rejections, REFUSED and fresh cache hits are answered here without a
+    /// task, an allocation for the packet, or an await. `Resolve` means the
+    /// caller runs [`Pipeline::resolve_query`] (the packet is parsed again
+    /// there: cheaper than carrying borrowed state across a task).
+    pub fn answer_now(&self, packet: &[u8], src: IpAddr, transport: Transport) -> Early {
         let started = Instant::now();
-        let query = match Query::parse(packet) {
-            Ok(q) => q,
-            Err(e) => {
-                self.metrics.request(transport, src, 0);
-                let out = error::reject(packet, e, self.udp_payload);
-                match &out {
-                    Some(reply) => self.metrics.response(reply_rcode(reply), started.elapsed()),
-                    None if e == WireError::TooShort => self.metrics.dropped(DropReason::TooShort),
-                    None => self.metrics.dropped(DropReason::Response),
+        let f = match self.front(packet, src, transport) {
+            Ok(f) => f,
+            Err(Rejected { reply, qtype, why }) => {
+                self.metrics.request(transport, src, qtype);
+                if why == Some(WireError::TooShort) {
+                    self.metrics.dropped(DropReason::TooShort);
+                } else if reply.is_none() {
+                    self.metrics.dropped(DropReason::Response);
+                } else if why.is_none() {
+                    self.metrics.refused();
                 }
-                return out;
+                return match reply {
+                    Some(r) => {
+                        self.metrics.response(reply_rcode(&r), started.elapsed());
+                        Early::Reply(r)
+                    }
+                    None => Early::Drop,
+                };
             }
         };
-        self.metrics.request(transport, src, query.qtype);
-        let client = Client {
-            query: &query,
-            limit: (transport == Transport::Udp).then(|| query.udp_limit(self.udp_payload)),
-            our_payload: self.udp_payload,
+        self.metrics.request(transport, src, f.query.qtype);
+        if let (Some(cache), Some(key)) = (&self.cache, &f.key) {
+            let now = Instant::now();
+            if let Lookup::Fresh(e) = cache.get(key, now) {
+                self.metrics.cache(true, false);
+                let out = f.client(self.udp_payload).forward(e.render(now, None));
+                self.done(&f, &out, started, &Trace::default());
+                return Early::Reply(out);
+            }
+        }
+        Early::Resolve
+    }
+
+    /// The second stage: everything that needs upstream (or a stale entry).
+    pub async fn resolve_query(&self, packet: &[u8], src: IpAddr, transport: Transport) -> Vec<u8> {
+        let started = Instant::now();
+        let f = match self.front(packet, src, transport) {
+            Ok(f) => f,
+            // The first stage answered these already; same packet, same verdict.
+            Err(r) => return r.reply.unwrap_or_default(),
         };
-        // Resolution builds the full answer (it may be cached); the client's
-        // transport limit applies at the end.
-        let full = Client {
-            limit: None,
-            ..client
-        };
+        let client = f.client(self.udp_payload);
         // RFC 7871 §7.1.2: ECS is ours to drop; SPEC §1: only when asked to keep it.
-        let bytes: Cow<'_, [u8]> = match wire::without_ecs(&query) {
+        let bytes: Cow<'_, [u8]> = match wire::without_ecs(&f.query) {
             Some(stripped) if !self.send_ecs => Cow::Owned(stripped),
             _ => Cow::Borrowed(packet),
         };
+        // Resolution builds the full answer (it may be cached); the client's
+        // transport limit applies at the end.
         let ask = Ask {
-            client: full,
+            client: Client {
+                limit: None,
+                ..client
+            },
             bytes: &bytes,
-            rules: self.policy.rules(query.qname()),
+            rules: f.rules,
             trace: Trace::default(),
         };
+        let out = client.forward(self.resolve(&ask, f.key.clone(), f.dns64).await);
+        self.done(&f, &out, started, &ask.trace);
+        out
+    }
+
+    /// Parse, classify, pick the rules and the cache key. No side effects.
+    fn front<'p>(
+        &'p self,
+        packet: &'p [u8],
+        src: IpAddr,
+        transport: Transport,
+    ) -> Result<Front<'p>, Rejected> {
+        let query = Query::parse(packet).map_err(|e| Rejected {
+            reply: error::reject(packet, e, self.udp_payload),
+            qtype: 0,
+            why: Some(e),
+        })?;
         let client_ip = self.policy.client_ip(src, &query);
-        let out = match self.policy.classify(client_ip) {
-            Treatment::Refuse => {
-                self.metrics.refused();
-                client.error(rcode::REFUSED, Some((ede::PROHIBITED, "")))
+        let treatment = self.policy.classify(client_ip);
+        if treatment == Treatment::Refuse {
+            let client = Client {
+                query: &query,
+                limit: None,
+                our_payload: self.udp_payload,
+            };
+            return Err(Rejected {
+                reply: Some(client.error(rcode::REFUSED, Some((ede::PROHIBITED, "")))),
+                qtype: query.qtype,
+                why: None,
+            });
+        }
+        let rules = self.policy.rules(query.qname());
+        let dns64 = treatment == Treatment::Dns64
+            && query.qclass == CLASS_IN
+            && rules.policy != ZonePolicy::Off;
+        // Answers may depend on a forwarded ECS: those are not cached.
+        let ecs_forwarded = self.send_ecs && query.edns.is_some_and(|e| e.ecs.is_some());
+        let key = match &self.cache {
+            Some(_) if !ecs_forwarded => {
+                Key::new(&query, if dns64 { 1 + rules.zone_index } else { 0 })
             }
-            treatment => {
-                let dns64 = treatment == Treatment::Dns64
-                    && query.qclass == CLASS_IN
-                    && ask.rules.policy != ZonePolicy::Off;
-                // Answers may depend on a forwarded ECS: those are not cached.
-                let ecs_forwarded = self.send_ecs && query.edns.is_some_and(|e| e.ecs.is_some());
-                let key = match &self.cache {
-                    Some(_) if !ecs_forwarded => {
-                        Key::new(&query, if dns64 { 1 + ask.rules.zone_index } else { 0 })
-                    }
-                    _ => None,
-                };
-                client.forward(self.resolve(&ask, key, dns64).await)
-            }
+            _ => None,
         };
+        Ok(Front {
+            query,
+            client_ip,
+            transport,
+            rules,
+            dns64,
+            key,
+        })
+    }
+
+    /// Counts the answer and writes the sampled query log line.
+    fn done(&self, f: &Front<'_>, out: &[u8], started: Instant, trace: &Trace) {
         let took = started.elapsed();
-        let rcode = reply_rcode(&out);
+        let rcode = reply_rcode(out);
         self.metrics.response(rcode, took);
-        if ask.trace.synthesized() {
+        if trace.synthesized() {
             self.metrics.synthesized();
         }
         if self.query_log.sampled() {
             tracing::info!(
-                client = %client_ip,
-                name = %ask.query_name(),
-                qtype = query.qtype,
+                client = %f.client_ip,
+                name = %qname(&f.query).map_or_else(|| "?".into(), |n| n.to_ascii()),
+                qtype = f.query.qtype,
                 rcode,
-                synthesized = ask.trace.synthesized(),
-                upstream = ?ask.trace.upstream(),
+                synthesized = trace.synthesized(),
+                upstream = ?trace.upstream(),
                 latency_us = took.as_micros() as u64,
                 "query"
             );
         }
-        Some(out)
     }
 
     /// The full (untruncated) answer: from the cache, else resolved and
@@ -245,6 +348,7 @@ impl Pipeline {
             _ if dns64 => return self.for_dns64_client(ask).await,
             _ => return self.forward(ask).await,
         };
+        // A fresh entry may have arrived since the first stage looked.
         let stale = match cache.get(&key, now) {
             Lookup::Fresh(e) => {
                 self.metrics.cache(true, false);

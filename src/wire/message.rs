@@ -1021,7 +1021,7 @@ impl<'a> Iterator for Records<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A response for `www.example.` A: CNAME to `v4.example.` (target
