@@ -83,11 +83,14 @@ pub struct Handle {
     inner: Arc<Inner>,
 }
 
-fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<(SocketAddr, Bound)>, StartError> {
+fn bind_all(
+    addrs: &[SocketAddr],
+    udp_sockets: usize,
+) -> Result<Vec<(SocketAddr, Bound)>, StartError> {
     addrs
         .iter()
         .map(|&addr| {
-            listen::bind(addr)
+            listen::bind(addr, udp_sockets)
                 .map(|b| (addr, b))
                 .map_err(|source| StartError::Bind { addr, source })
         })
@@ -98,7 +101,7 @@ impl Server {
     /// Binds UDP and TCP on every `server.listen` address and the control
     /// endpoint on `server.metrics`.
     pub async fn bind(config: Config) -> Result<Server, StartError> {
-        let bound = bind_all(&config.server.listen)?;
+        let bound = bind_all(&config.server.listen, config.server.udp_sockets)?;
         let control = match config.server.metrics {
             None => None,
             Some(addr) => {
@@ -234,17 +237,19 @@ impl Server {
 }
 
 fn spawn_listener(tracker: &TaskTracker, b: Bound, shared: &Shared, stop: CancellationToken) {
-    match (
-        tokio::net::UdpSocket::from_std(b.udp),
-        tokio::net::TcpListener::from_std(b.tcp),
-    ) {
-        (Ok(udp), Ok(tcp)) => {
-            tracker.spawn(listen::serve_udp(udp, shared.clone(), stop.clone()));
+    for udp in b.udp {
+        match tokio::net::UdpSocket::from_std(udp) {
+            Ok(udp) => {
+                tracker.spawn(listen::serve_udp(udp, shared.clone(), stop.clone()));
+            }
+            Err(e) => tracing::error!(addr = %b.addr, error = %e, "cannot register UDP socket"),
+        }
+    }
+    match tokio::net::TcpListener::from_std(b.tcp) {
+        Ok(tcp) => {
             tracker.spawn(listen::serve_tcp(tcp, shared.clone(), stop));
         }
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!(addr = %b.addr, error = %e, "cannot register socket")
-        }
+        Err(e) => tracing::error!(addr = %b.addr, error = %e, "cannot register TCP socket"),
     }
 }
 
@@ -313,7 +318,7 @@ impl Handle {
             .filter(|a| !map.contains_key(a))
             .copied()
             .collect();
-        let fresh = bind_all(&added)?;
+        let fresh = bind_all(&added, cfg.server.udp_sockets)?;
         inner
             .pipeline
             .store(Arc::new(Pipeline::new(&cfg, inner.metrics.clone())));

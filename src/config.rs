@@ -212,6 +212,7 @@ struct RawServer {
     trusted_forwarders: Option<Vec<String>>,
     metrics: Option<String>,
     http_reload: Option<bool>,
+    udp_sockets: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -321,6 +322,8 @@ pub struct ServerConfig {
     pub metrics: Option<SocketAddr>,
     /// `POST /reload` on the metrics port.
     pub http_reload: bool,
+    /// UDP sockets per listen address (`SO_REUSEPORT`), one per core by default.
+    pub udp_sockets: usize,
 }
 
 /// `[upstream]`: where queries go.
@@ -534,6 +537,17 @@ impl TryFrom<RawConfig> for Config {
                 }
             },
             http_reload: s.http_reload.unwrap_or(false),
+            udp_sockets: match s.udp_sockets {
+                None | Some(0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                Some(n) if n <= 256 => n as usize,
+                Some(n) => {
+                    return Err(invalid(
+                        "server.udp_sockets",
+                        n,
+                        "must be 0 (one per core) to 256",
+                    ));
+                }
+            },
         };
         if server.listen.is_empty() {
             return Err(invalid(

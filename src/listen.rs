@@ -46,30 +46,44 @@ pub struct Shared {
 /// One listen address: a UDP socket and a TCP listener on the same port.
 #[derive(Debug)]
 pub struct Bound {
-    pub udp: std::net::UdpSocket,
+    /// One socket per worker, all on the same port (`SO_REUSEPORT`): the
+    /// kernel spreads clients over them so receive loops run in parallel.
+    pub udp: Vec<std::net::UdpSocket>,
     pub tcp: std::net::TcpListener,
     pub addr: SocketAddr,
 }
 
 /// Binds UDP and TCP on `addr`. IPv6 sockets are IPv6-only so `[::]` and
 /// `0.0.0.0` can both be listed; with port 0 both protocols get the same port.
-pub fn bind(addr: SocketAddr) -> io::Result<Bound> {
-    let tries = if addr.port() == 0 { PORT_ZERO_TRIES } else { 1 };
+pub fn bind(addr: SocketAddr, udp_sockets: usize) -> io::Result<Bound> {
+    // Port 0 (tests, ad-hoc runs): one socket and no SO_REUSEPORT, so the
+    // kernel can never hand the same port to another listener of ours.
+    let (tries, reuse) = if addr.port() == 0 {
+        (PORT_ZERO_TRIES, false)
+    } else {
+        (1, udp_sockets > 1)
+    };
     let mut last = None;
     for _ in 0..tries {
-        let udp = socket(addr, Type::DGRAM, Protocol::UDP)?;
-        udp.bind(&addr.into())?;
-        let local = udp
+        let first = socket(addr, Type::DGRAM, Protocol::UDP, reuse)?;
+        first.bind(&addr.into())?;
+        let local = first
             .local_addr()?
             .as_socket()
             .ok_or_else(|| io::Error::other("not an inet socket"))?;
-        let tcp = socket(local, Type::STREAM, Protocol::TCP)?;
+        let tcp = socket(local, Type::STREAM, Protocol::TCP, false)?;
         tcp.set_reuse_address(true)?;
         match tcp.bind(&local.into()) {
             Ok(()) => {
                 tcp.listen(1024)?;
+                let mut udp = vec![first.into()];
+                for _ in 1..if reuse { udp_sockets } else { 1 } {
+                    let s = socket(local, Type::DGRAM, Protocol::UDP, true)?;
+                    s.bind(&local.into())?;
+                    udp.push(s.into());
+                }
                 return Ok(Bound {
-                    udp: udp.into(),
+                    udp,
                     tcp: tcp.into(),
                     addr: local,
                 });
@@ -80,10 +94,15 @@ pub fn bind(addr: SocketAddr) -> io::Result<Bound> {
     Err(last.unwrap_or_else(|| io::Error::other("no port found")))
 }
 
-fn socket(addr: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket> {
+fn socket(addr: SocketAddr, ty: Type, proto: Protocol, reuse_port: bool) -> io::Result<Socket> {
     let s = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
+    }
+    if reuse_port {
+        // Several receive sockets per address; the kernel balances by
+        // 4-tuple. Linux only lets sockets of the same user join the group.
+        s.set_reuse_port(true)?;
     }
     s.set_nonblocking(true)?;
     Ok(s)
