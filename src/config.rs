@@ -213,6 +213,8 @@ struct RawServer {
     metrics: Option<String>,
     http_reload: Option<bool>,
     udp_sockets: Option<u64>,
+    rate_limit: Option<u64>,
+    rate_limit_burst: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -324,6 +326,10 @@ pub struct ServerConfig {
     pub http_reload: bool,
     /// UDP sockets per listen address (`SO_REUSEPORT`), one per core by default.
     pub udp_sockets: usize,
+    /// Queries/s per client /32 or /64; 0 = off.
+    pub rate_limit: u32,
+    /// Bucket size; defaults to one second's worth (at least 1).
+    pub rate_limit_burst: u32,
 }
 
 /// `[upstream]`: where queries go.
@@ -545,6 +551,28 @@ impl TryFrom<RawConfig> for Config {
                         "server.udp_sockets",
                         n,
                         "must be 0 (one per core) to 256",
+                    ));
+                }
+            },
+            rate_limit: match s.rate_limit {
+                None => 0,
+                Some(n) if n <= 1_000_000 => n as u32,
+                Some(n) => {
+                    return Err(invalid(
+                        "server.rate_limit",
+                        n,
+                        "must be 0 (off) to 1000000 queries/s",
+                    ));
+                }
+            },
+            rate_limit_burst: match s.rate_limit_burst {
+                None => s.rate_limit.unwrap_or(0).clamp(1, 1_000_000) as u32,
+                Some(n) if (1..=1_000_000).contains(&n) => n as u32,
+                Some(n) => {
+                    return Err(invalid(
+                        "server.rate_limit_burst",
+                        n,
+                        "must be 1 to 1000000",
                     ));
                 }
             },

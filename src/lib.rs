@@ -17,6 +17,7 @@ pub mod filter;
 pub mod listen;
 pub mod pipeline;
 pub mod policy;
+pub mod ratelimit;
 pub mod reply;
 pub mod upstream;
 pub mod wire;

@@ -71,13 +71,16 @@ pub enum DropReason {
     Overloaded,
     /// `server.max_tcp_connections` reached.
     TcpLimit,
+    /// Over `server.rate_limit`.
+    RateLimited,
 }
 
-const DROPS: [&str; 4] = [
+const DROPS: [&str; 5] = [
     "too_short",
     "response",
     "overloaded",
     "tcp_connection_limit",
+    "rate_limited",
 ];
 
 /// Outcome of one upstream exchange.

@@ -23,6 +23,7 @@ use crate::error;
 use crate::filter::{self, AFailure};
 use crate::metrics::{DropReason, Metrics};
 use crate::policy::{Policy, Rules, Treatment};
+use crate::ratelimit::RateLimiter;
 use crate::reply::Client;
 use crate::upstream::{Reply, Upstream, UpstreamError};
 use crate::wire::{self, Query, WireError, ede, rcode, rtype};
@@ -49,6 +50,9 @@ pub struct Pipeline {
     all_prefixes: Vec<Prefix>,
     query_log: QueryLog,
     cache: Option<Arc<Cache>>,
+    rate_limit: Option<RateLimiter>,
+    /// Clock origin for the rate limiter.
+    epoch: Instant,
 }
 
 /// RFC 1035 class IN; DNS64 applies to nothing else.
@@ -164,6 +168,9 @@ impl Pipeline {
                 );
                 cache
             }),
+            rate_limit: (cfg.server.rate_limit > 0)
+                .then(|| RateLimiter::new(cfg.server.rate_limit, cfg.server.rate_limit_burst)),
+            epoch: Instant::now(),
             query_log: QueryLog {
                 every: if cfg.log.queries {
                     u64::from(cfg.log.query_sample)
@@ -227,6 +234,12 @@ impl Pipeline {
             }
         };
         self.metrics.request(transport, src, f.query.qtype);
+        if let Some(limiter) = &self.rate_limit
+            && !limiter.allow(f.client_ip, self.epoch.elapsed().as_millis() as u64)
+        {
+            self.metrics.dropped(DropReason::RateLimited);
+            return Early::Drop;
+        }
         if let (Some(cache), Some(key)) = (&self.cache, &f.key) {
             let now = Instant::now();
             if let Lookup::Fresh(e) = cache.get(key, now) {
