@@ -50,7 +50,13 @@ fn view(m: &Message<'_>) {
             }
         }
         assert!(r.rdata_end <= m.bytes().len());
-        let _ = (r.ttl(), r.ipv4(), r.ipv6(), r.type_covered(), r.soa_negative_ttl());
+        let _ = (
+            r.ttl(),
+            r.ipv4(),
+            r.ipv6(),
+            r.type_covered(),
+            r.soa_negative_ttl(),
+        );
     }
     if let Some(end) = m.chain_end() {
         names_ok(&end);
@@ -152,7 +158,10 @@ fn truncate(m: &Message<'_>) {
             assert!(buf.len() <= limit || (h.ancount() == 0 && h.nscount() == 0));
             assert!(h.arcount() <= 1);
             assert_eq!(t.opt().is_some(), m.opt().is_some());
-            for (a, b) in m.records().zip(t.records().filter(|r| r.rtype != rtype::OPT)) {
+            for (a, b) in m
+                .records()
+                .zip(t.records().filter(|r| r.rtype != rtype::OPT))
+            {
                 same_record(&a, &b);
             }
         } else {
@@ -173,7 +182,10 @@ fn edns(m: &Message<'_>) {
     let opt = e.opt().expect("OPT present");
     assert_eq!((opt.payload(), opt.dnssec_ok()), (1232, true));
     assert_eq!(opt.options().last(), Some((15, &[0, 22, b'x'][..])));
-    assert_eq!(e.records().count(), m.records().count() + usize::from(m.opt().is_none()));
+    assert_eq!(
+        e.records().count(),
+        m.records().count() + usize::from(m.opt().is_none())
+    );
     for (a, b) in m.records().zip(e.records()) {
         if a.rtype != rtype::OPT {
             same_record(&a, &b);

@@ -62,6 +62,9 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 /// Total upstream tries per query, across servers.
 pub const DEFAULT_UPSTREAM_ATTEMPTS: u32 = 2;
+/// Upstream UDP sockets per server: 16 random ports × 16-bit IDs for a
+/// forger to guess, one send per query instead of five socket syscalls.
+pub const DEFAULT_SOCKET_POOL: usize = 16;
 /// The RFC 6052 well-known prefix.
 pub const DEFAULT_PREFIXES: &[&str] = &["64:ff9b::/96"];
 /// Every IPv6 source is a DNS64 client; IPv4 only when listed.
@@ -224,6 +227,7 @@ struct RawUpstream {
     timeout: Option<Seconds>,
     attempts: Option<u64>,
     send_ecs: Option<bool>,
+    socket_pool: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -340,6 +344,8 @@ pub struct UpstreamConfig {
     pub timeout: Duration,
     pub attempts: u32,
     pub send_ecs: bool,
+    /// Long-lived UDP sockets per server; 0 = a fresh socket per query.
+    pub socket_pool: usize,
 }
 
 /// `[dns64]`: synthesis (SPEC §2, §3).
@@ -609,6 +615,17 @@ impl TryFrom<RawConfig> for Config {
                 Some(v) => return Err(invalid("upstream.attempts", v, "must be 1..=10")),
             },
             send_ecs: u.send_ecs.unwrap_or(false),
+            socket_pool: match u.socket_pool {
+                None => DEFAULT_SOCKET_POOL,
+                Some(n) if n <= 1024 => n as usize,
+                Some(n) => {
+                    return Err(invalid(
+                        "upstream.socket_pool",
+                        n,
+                        "must be 0 (a socket per query) to 1024",
+                    ));
+                }
+            },
         };
 
         let d = raw.dns64;

@@ -25,5 +25,6 @@ pub mod wire;
 pub mod app;
 pub mod config;
 pub mod control;
+pub mod doctor;
 pub mod error;
 pub mod metrics;

@@ -36,6 +36,8 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         explain: Option<String>,
     },
+    /// Show what a pod's glibc and musl will do with a name (RFC 6724 order, NAT64 or not).
+    Doctor(dns64d::doctor::DoctorArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::CheckConfig { file, explain } => check_config(file.or(cli.config), explain),
         Command::Run => run(cli.config),
+        Command::Doctor(args) => dns64d::doctor::run(args),
     }
 }
 

@@ -50,6 +50,9 @@ async fn fake_upstream_answers_nxdomain_nodata_and_servfail_fixtures() {
     )
     .await;
     assert_eq!(sf.rcode(), ResponseCode::ServFail);
+    let dname = client::udp(upstream.addr(), &q(zone::VIA_DNAME, RecordType::A).bytes()).await;
+    assert_eq!(dname.answers_of(RecordType::DNAME).len(), 1);
+    assert_eq!(dname.a().len(), zone::A_ONLY_ADDRS.len());
     let chain = client::udp(upstream.addr(), &q(zone::CHAIN, RecordType::A).bytes()).await;
     assert_eq!(chain.answers_of(RecordType::CNAME).len(), 2);
     assert_eq!(chain.a().len(), zone::A_ONLY_ADDRS.len());

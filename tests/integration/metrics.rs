@@ -170,3 +170,29 @@ async fn ready_is_not_ok_while_no_upstream_answers() {
     let (status, _) = http::get(endpoint(&d), "/health").await;
     assert_eq!(status, 200, "alive all the same");
 }
+
+#[tokio::test]
+async fn metrics_count_queries_turned_away_past_max_inflight() {
+    let d = Dns64d::start(&format!(
+        "{WITH_METRICS}\nmax_inflight = 1\n[upstream]\ntimeout = \"2s\"\nattempts = 1"
+    ))
+    .await;
+    d.upstream
+        .on_all(None, Action::Delay(Duration::from_millis(400)));
+    let mut pending = Vec::new();
+    for name in [zone::DUAL, zone::TXT_ONLY, zone::A_ONLY, zone::MX] {
+        let packet = q(name, RecordType::TXT).bytes();
+        let addr = d.addr;
+        pending.push(tokio::spawn(async move {
+            crate::support::client::udp_maybe(addr, &packet, Duration::from_secs(2)).await
+        }));
+    }
+    for task in pending {
+        task.await.expect("client task");
+    }
+    // Past the cap a query is dropped or answered SERVFAIL; either way a counter rises.
+    scrape_until(&d, "queries past max_inflight counted", |s| {
+        http::sum(s, names::DROPPED, &[]) + http::sum(s, names::RESPONSES, &["SERVFAIL"]) >= 3.0
+    })
+    .await;
+}

@@ -118,7 +118,7 @@ async fn ptr_extraction_skips_the_u_octet_of_a_64_prefix() {
 }
 
 #[tokio::test]
-async fn aaaa_ipv4only_arpa_is_answered_locally_under_every_prefix() {
+async fn aaaa_for_ipv4only_arpa_is_answered_locally_under_every_prefix() {
     let d = Dns64d::start(
         r#"[dns64]
         prefixes = ["64:ff9b::/96", "2001:db8:64::/96"]"#,
@@ -140,7 +140,7 @@ async fn aaaa_ipv4only_arpa_is_answered_locally_under_every_prefix() {
 }
 
 #[tokio::test]
-async fn a_ipv4only_arpa_returns_the_well_known_addresses_with_filter_pass() {
+async fn an_a_query_for_ipv4only_arpa_returns_the_well_known_addresses_with_filter_pass() {
     let d = Dns64d::start(
         r#"[filter]
         a = "pass""#,
@@ -156,7 +156,7 @@ async fn a_ipv4only_arpa_returns_the_well_known_addresses_with_filter_pass() {
 }
 
 #[tokio::test]
-async fn a_ipv4only_arpa_is_stripped_with_filter_strip() {
+async fn an_a_query_for_ipv4only_arpa_is_stripped_with_filter_strip() {
     let d = Dns64d::start("").await;
     let reply = d
         .udp(&crate::support::q("ipv4only.arpa.", RecordType::A))

@@ -33,11 +33,12 @@ async fn aaaa_for_an_a_only_name_is_synthesized_under_the_well_known_prefix() {
 
 #[tokio::test]
 async fn every_prefix_length_embeds_the_address_as_in_the_rfc6052_table() {
-    // RFC 6052 §2.4: 192.0.2.33 under each prefix length.
+    // RFC 6052 §2.4: 192.0.2.33 under each prefix length, and the well-known prefix.
     let d = Dns64d::start(
         r#"[dns64]
         prefixes = ["2001:db8::/32", "2001:db8:100::/40", "2001:db8:122::/48",
-                    "2001:db8:122:300::/56", "2001:db8:122:344::/64", "2001:db8:122:344::/96"]"#,
+                    "2001:db8:122:300::/56", "2001:db8:122:344::/64", "2001:db8:122:344::/96",
+                    "64:ff9b::/96"]"#,
     )
     .await;
     let reply = d.udp(&q(zone::RFC6052, RecordType::AAAA)).await;
@@ -48,6 +49,7 @@ async fn every_prefix_length_embeds_the_address_as_in_the_rfc6052_table() {
         "2001:db8:122:3c0:0:221::",
         "2001:db8:122:344:c0:2:2100:0",
         "2001:db8:122:344::192.0.2.33",
+        "64:ff9b::192.0.2.33",
     ]
     .iter()
     .map(|s| s.parse().unwrap())
@@ -102,6 +104,10 @@ async fn a_name_whose_only_a_record_is_never_mapped_gets_nodata() {
         let reply = d.udp(&q(name, RecordType::AAAA)).await;
         assert_eq!(reply.rcode(), ResponseCode::NoError, "{name}");
         assert!(reply.msg.answers.is_empty(), "{name}: {:?}", reply.msg);
+        assert!(
+            reply.soa().is_some(),
+            "{name}: the original NODATA with its SOA"
+        );
     }
 }
 
@@ -332,6 +338,20 @@ async fn a_cname_chain_is_returned_with_aaaa_synthesized_for_its_last_name() {
 }
 
 #[tokio::test]
+async fn a_dname_chain_is_returned_with_aaaa_synthesized_for_its_last_name() {
+    let d = Dns64d::start("").await;
+    let reply = d.udp(&q(zone::VIA_DNAME, RecordType::AAAA)).await;
+    assert_eq!(reply.rcode(), ResponseCode::NoError);
+    assert_eq!(reply.answers_of(RecordType::DNAME).len(), 1, "DNAME kept");
+    assert_eq!(reply.answers_of(RecordType::CNAME).len(), 1, "CNAME kept");
+    assert_eq!(reply.aaaa(), wkp_all(&a_only_addrs()));
+    for record in reply.answers_of(RecordType::AAAA) {
+        assert_eq!(record.name, Name::from_ascii(zone::A_ONLY).unwrap());
+    }
+    assert_eq!(d.upstream.asked(zone::A_ONLY, RecordType::A).len(), 1);
+}
+
+#[tokio::test]
 async fn nxdomain_for_aaaa_is_returned_without_an_a_query() {
     let d = Dns64d::start("").await;
     let reply = d.udp(&q(zone::MISSING, RecordType::AAAA)).await;
@@ -342,7 +362,7 @@ async fn nxdomain_for_aaaa_is_returned_without_an_a_query() {
 }
 
 #[tokio::test]
-async fn a_query_failure_returns_the_original_aaaa_nodata() {
+async fn a_failed_a_lookup_returns_the_original_aaaa_nodata() {
     let d = Dns64d::start("").await;
     d.upstream.on(
         zone::SOA_MIN_LOWER,
@@ -356,7 +376,7 @@ async fn a_query_failure_returns_the_original_aaaa_nodata() {
 }
 
 #[tokio::test]
-async fn a_query_timeout_returns_the_original_aaaa_nodata() {
+async fn a_timed_out_a_lookup_returns_the_original_aaaa_nodata() {
     let d = Dns64d::start("").await;
     d.upstream
         .on(zone::SOA_MIN_LOWER, Some(RecordType::A), Action::Drop);
@@ -367,7 +387,7 @@ async fn a_query_timeout_returns_the_original_aaaa_nodata() {
 }
 
 #[tokio::test]
-async fn a_query_failure_after_aaaa_servfail_returns_servfail() {
+async fn a_failed_a_lookup_after_aaaa_servfail_returns_servfail() {
     let d = Dns64d::start("").await;
     let reply = d.udp(&q(zone::BROKEN, RecordType::AAAA)).await;
     assert_eq!(reply.rcode(), ResponseCode::ServFail);

@@ -89,6 +89,7 @@ teardown() {
         ip netns del "$ns" 2>/dev/null
     done
     rm -rf "/etc/netns/$POD"
+    [ "${MADE_ETC_NETNS:-}" = yes ] && rmdir /etc/netns 2>/dev/null
     if [ "$rc" != 0 ] && [ -d "$W" ]; then
         for f in "$W"/*.log; do
             [ -s "$f" ] || continue
@@ -103,10 +104,13 @@ trap teardown EXIT
 trap 'exit 130' INT TERM
 # Bounded time: a hung step ends the run, and the trap still tears down.
 (
-    sleep "$LAB_TIME_LIMIT"
+    sleep "$LAB_TIME_LIMIT" >/dev/null &
+    s=$!
+    trap 'kill $s 2>/dev/null; exit 0' TERM
+    wait $s
     echo "lab: over the ${LAB_TIME_LIMIT}s time limit, stopping" >&2
     kill -TERM $$
-) &
+) >/dev/null &
 WATCHDOG=$!
 
 nsx() {
@@ -184,6 +188,12 @@ table ip lab {
 EOF
 
 # natgw: tayga for 64:ff9b::/96, then masquerade to the NAT gateway address.
+# tayga 0.9.2 enforces RFC 6052 §3.1 on the well-known prefix and refuses to
+# translate to "non-global" IPv4, documentation ranges included, so the lab's
+# target (203.0.113.0/24) cannot sit behind 64:ff9b::/96 in tayga itself.
+# The gateway therefore maps 64:ff9b::/96 one-to-one onto the network-specific
+# prefix 2001:db8:64::/96 (nftables NETMAP, undone on replies by conntrack)
+# and tayga translates that; what the pod sees and sends is 64:ff9b::/96.
 ip -n "$NAT" addr add 2001:db8:2::2/64 dev down0 nodad
 ip -n "$NAT" addr add 192.0.2.1/24 dev down0
 ip -n "$NAT" addr add 203.0.113.1/24 dev wan0
@@ -195,16 +205,22 @@ cat >"$W/tayga.conf" <<EOF
 tun-device nat64
 ipv4-addr 198.51.100.1
 ipv6-addr 2001:db8:2:64::1
-prefix 64:ff9b::/96
+prefix 2001:db8:64::/96
 dynamic-pool 198.51.100.128/25
 data-dir $W/tayga
 EOF
 nsx "$NAT" tayga -c "$W/tayga.conf" --mktun >"$W/tayga-mktun.log" 2>&1
 ip -n "$NAT" link set nat64 up
-ip -n "$NAT" -6 route add 64:ff9b::/96 dev nat64
+ip -n "$NAT" -6 route add 2001:db8:64::/96 dev nat64
 ip -n "$NAT" -4 route add 198.51.100.0/24 dev nat64
 bg "$NAT" tayga.log tayga -c "$W/tayga.conf" --nodetach
 nsx "$NAT" nft -f - <<'EOF'
+table ip6 lab {
+    chain pre {
+        type nat hook prerouting priority dstnat; policy accept;
+        ip6 daddr 64:ff9b::/96 counter dnat ip6 prefix to ip6 daddr map { 64:ff9b::/96 : 2001:db8:64::/96 }
+    }
+}
 table ip lab {
     chain post {
         type nat hook postrouting priority srcnat; policy accept;
@@ -274,8 +290,10 @@ zone:
     file: "$W/knot/example.zone"
 EOF
 bg "$NODE" knotd.log knotd -c "$W/knot.conf"
-wait_for 10 nsx "$NODE" kdig +short +time=1 +tries=1 @2001:db8:1::53 A service.example. |
-    grep -q . || die "knotd did not answer"
+answers() { # answers SERVER TYPE NAME: true when SERVER gives at least one record
+    [ -n "$(nsx "$NODE" kdig +short +time=1 +tries=1 "@$1" "$2" "$3")" ]
+}
+wait_for 10 answers 2001:db8:1::53 A service.example. || die "knotd did not answer"
 
 for mode in strip pass; do
     addr=2001:db8:1::64
@@ -294,24 +312,29 @@ a = "$mode"
 EOF
     "$BIN" check-config "$W/dns64d-$mode.toml" >/dev/null || die "dns64d rejects $W/dns64d-$mode.toml"
     bg "$NODE" "dns64d-$mode.log" "$BIN" --config "$W/dns64d-$mode.toml"
-    wait_for 10 nsx "$NODE" kdig +time=1 +tries=1 "@$addr" AAAA service.example. ||
+    wait_for 10 answers "$addr" AAAA service.example. ||
         die "dns64d ($mode) did not answer"
 done
 
-# Counters in the pod tell which transport its resolver used.
+# Counters in the pod tell which transport its resolver used, from how many
+# UDP source ports (sockets) and over how many TCP connections.
 nsx "$POD" nft -f - <<'EOF'
 table inet lab {
     counter dns_udp {}
     counter dns_tcp {}
+    counter dns_tcp_syn {}
+    set dns_ports { type inet_service; flags dynamic; size 4096; }
     chain out {
         type filter hook output priority filter; policy accept;
-        udp dport 53 counter name dns_udp
+        udp dport 53 counter name dns_udp add @dns_ports { udp sport }
         tcp dport 53 counter name dns_tcp
+        tcp dport 53 tcp flags & (syn | ack) == syn counter name dns_tcp_syn
     }
 }
 EOF
 
 # ---------------------------------------------------------------- helpers
+[ -d /etc/netns ] || MADE_ETC_NETNS=yes
 mkdir -p "/etc/netns/$POD"
 # ip netns exec bind-mounts these over /etc/ for every command in the pod.
 printf 'hosts: files dns\n' >"/etc/netns/$POD/nsswitch.conf"
@@ -339,7 +362,11 @@ have_gai=yes
 
 target_counter() { nsx "$TGT" nft list counter inet lab "$1" | awk '/packets/ {print $2}'; }
 pod_counter() { nsx "$POD" nft list counter inet lab "$1" | awk '/packets/ {print $2}'; }
-reset_pod_counters() { nsx "$POD" nft reset counters table inet lab >/dev/null; }
+reset_pod_counters() {
+    nsx "$POD" nft reset counters table inet lab >/dev/null
+    nsx "$POD" nft flush set inet lab dns_ports
+}
+pod_ports() { nsx "$POD" nft -j list set inet lab dns_ports | jq '[.nftables[] | select(.set) | (.set.elem // []) | length] | add // 0'; }
 
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"; }
 kind() { # kind ADDR: v4, nat64 (inside 64:ff9b::/96), v6 or -
@@ -398,7 +425,12 @@ check() {
         fi
     fi
     [ "$verdict" = ok ] || FAILED=1
-    row "$sc" "$client" "$res" "$first ($count)" "$conn" "$seen" "$trans" "$agree" "$ekind/$econn${etrans:+/$etrans}${ecount:+/n=$ecount}" "$verdict"
+    local how="" ports syns
+    ports=$(pod_ports)
+    syns=$(pod_counter dns_tcp_syn)
+    [ "${udp:-0}" -gt 0 ] && how="udp:${ports}port"
+    [ "${tcp:-0}" -gt 0 ] && how="${how:+$how }tcp:${syns}conn"
+    row "$sc" "$client" "$res" "$first ($count)" "$conn" "$seen" "$how" "$agree" "$ekind/$econn${etrans:+/$etrans}${ecount:+/n=$ecount}" "$verdict"
 }
 
 # A plain row for tools that are not the lab client (getent, curl).
@@ -431,12 +463,15 @@ curl_row() { # curl_row SCENARIO RESOLVER NAME EXPECT_KIND EXPECT_CONNECT
 }
 
 # ---------------------------------------------------------------- scenarios
+if [ -n "${LAB_HOLD:-}" ]; then # debugging: keep the topology up for a while
+    say "holding for ${LAB_HOLD}s: namespaces $POD $NODE $NAT $TGT"
+    sleep "$LAB_HOLD"
+fi
 say "scenario 1: the pod asks the upstream directly (no dns64d)"
 use_gai ""
 use_resolver 2001:db8:1::53
 run_doctor service.example
 DOCTOR1=$DOCTOR_JSON
-DOCTOR_JSON= # no AAAA at all: the doctor's pick is the A record, compared below
 dropped_before=$(target_counter dropped)
 first=$(getent_first service.example)
 check_tool 1 "glibc getent" upstream "${first:--}" - - v4 -
@@ -492,6 +527,8 @@ row 2 "dns64d doctor" "dns64d strip" "$(doctor_first glibc)" - - - - "verdict=go
 
 say "scenario 3: the pod asks dns64d, filter.a = pass (classic DNS64, both families answered)"
 use_resolver 2001:db8:1::65
+echo "-- what dns64d doctor says inside the pod (classic DNS64):"
+timeout 25 ip netns exec "$POD" "$BIN" doctor service.example 2>&1 | sed 's/^/   /' || true
 run_doctor service.example
 check 3 glibc "dns64d pass" service.example nat64 ok
 check 3 musl "dns64d pass" service.example nat64 ok
@@ -511,11 +548,31 @@ if [ "$have_gai" = yes ]; then
     check 3 glibc "pass, gai.conf precedence+scopev4" service.example v4 timeout
     use_gai ""
 fi
+# The same predictions made from outside the pod: the node models the pod
+# with --resolver, --source and --gai-conf instead of living in it.
+printf '%s\n' "$PREFER_V4_SCOPE_GAI" >"$W/gai-prefer-v4.conf"
+for gai in /dev/null "$W/gai-prefer-v4.conf"; do
+    DOCTOR_JSON=$(timeout 25 ip netns exec "$NODE" "$BIN" doctor service.example --json \
+        --resolver '[2001:db8:1::65]:53' --source 2001:db8:1::10/64 --source 169.254.172.10/22 \
+        --gai-conf "$gai" 2>>"$W/doctor.log" || true)
+    want=64:ff9b::cb00:7150
+    label="pass, modelled from node"
+    if [ "$gai" != /dev/null ]; then
+        want=203.0.113.80
+        label="pass, modelled, gai prefers v4"
+    fi
+    v=ok
+    [ "$(doctor_first glibc)" = "$want" ] && [ "$(doctor_first musl)" = 64:ff9b::cb00:7150 ] &&
+        [ "$(doctor_verdict)" = bad ] || v=FAIL
+    [ "$v" = ok ] || FAILED=1
+    row 3 "dns64d doctor" "$label" "glibc $(doctor_first glibc), musl $(doctor_first musl)" - - - - "glibc $want, verdict=bad" "$v"
+done
+DOCTOR_JSON=
 
 say "scenario 4: parallel A+AAAA through dns64d (strip), over UDP and TCP"
 use_resolver 2001:db8:1::64
 run_doctor service.example
-check 4 glibc "strip (one socket)" service.example nat64 ok udp
+check 4 glibc "strip, default (parallel)" service.example nat64 ok udp
 check 4 musl "strip (parallel)" service.example nat64 ok udp
 use_resolver 2001:db8:1::64 single-request-reopen
 check 4 glibc "strip, single-request-reopen" service.example nat64 ok udp
@@ -527,28 +584,48 @@ check 4 glibc "strip, 40 A (TC->TCP)" many.example nat64 ok udp+tcp 40
 use_resolver 2001:db8:1::64 single-request-reopen
 check 4 glibc "strip, 40 A, s-r-reopen" many.example nat64 ok udp+tcp 40
 use_resolver 2001:db8:1::64
-DOCTOR_JSON=
 if [ "$musl_has_tcp" = yes ]; then
     check 4 musl "strip, 40 A (TC->TCP)" many.example nat64 ok udp+tcp 40
 else
     # musl before 1.2.4 keeps the truncated UDP answer: fewer addresses, still usable.
     check 4 musl "strip, 40 A (TC, no TCP)" many.example nat64 ok udp
 fi
-run_doctor many.example
+musl_count=$(field count "$(tail -n1 "$W/clients.log")")
 needs_tcp=$(jq -r '.needs_tcp // false' <<<"$DOCTOR_JSON" 2>/dev/null || echo -)
+udp_fit=$(jq -r '[.exchanges[] | select(.qtype == "AAAA" and .truncated) | .udp_addresses][0] // "-"' <<<"$DOCTOR_JSON" 2>/dev/null || echo -)
 v=ok
-[ "$needs_tcp" = true ] || {
-    v=FAIL
-    FAILED=1
-}
-row 4 "dns64d doctor" "strip, 40 A" "$(doctor_first glibc)" - - - - "needs_tcp=true" "$v"
+[ "$needs_tcp" = true ] || v=FAIL
+# The doctor's count of addresses in the truncated UDP reply is what musl keeps.
+[ "$musl_has_tcp" = yes ] || [ "$udp_fit" = "$musl_count" ] || v=FAIL
+[ "$v" = ok ] || FAILED=1
+row 4 "dns64d doctor" "strip, 40 A" "$(doctor_first glibc)" - - - - "needs_tcp, udp fits $udp_fit (musl got $musl_count)" "$v"
+
+say "scenario 5: resolv.conf lists dns64d and a plain resolver, options rotate"
+# Not in the issue's list: the "every second call fails" shape. glibc spreads
+# lookups over both servers; those that reach the plain one get the A record.
+{
+    echo "nameserver 2001:db8:1::64"
+    echo "nameserver 2001:db8:1::53"
+    echo "options timeout:2 attempts:1 rotate"
+} >"/etc/netns/$POD/resolv.conf"
+n=12 v4=0
+for _ in $(seq $n); do
+    [ "$(kind "$(getent_first service.example)")" = v4 ] && v4=$((v4 + 1))
+done
+row 5 "glibc getent x$n" "strip + upstream, rotate" "IPv4 first in $v4 of $n" - - - - "(observed, not asserted)" ok
+run_doctor service.example
+differ=$(jq -r '[.warnings[] | select(. == "answers differ between two queries")] | length' <<<"$DOCTOR_JSON" 2>/dev/null || echo 0)
+v=ok
+[ "$differ" = 1 ] && [ "$(doctor_verdict)" = bad ] || v=FAIL
+[ "$v" = ok ] || FAILED=1
+row 5 "dns64d doctor" "strip + upstream, rotate" "$(doctor_first glibc)" - - - - "answers differ, verdict=bad" "$v"
 
 # ---------------------------------------------------------------- report
 ELAPSED=$(($(date +%s) - START))
 echo
 echo "dns64d lab: glibc $GLIBC_VERSION, musl ${MUSL_VERSION:-unknown}, ${ELAPSED}s"
 {
-    printf 'sc\tclient\tresolver\tfirst address (count)\tconnect\ttarget saw\tdns transport\tdoctor\texpected\tresult\n'
+    printf 'sc\tclient\tresolver\tfirst address (count)\tconnect\ttarget saw\tdns to resolver\tdoctor\texpected\tresult\n'
     for r in "${ROWS[@]}"; do printf '%s\n' "${r%$'\t'}"; done
 } | awk -F'\t' '
     { for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } n = NR; if (NF > nf) nf = NF }

@@ -19,7 +19,9 @@ pub use client::{Q, Reply, q};
 pub use upstream::{Action, Transport, Upstream};
 
 /// The configuration every test starts from; a test's own TOML is merged over it,
-/// key by key. Upstream timeouts are short so failure paths finish quickly.
+/// key by key. Upstream timeouts are short so failure paths finish quickly. No
+/// metrics listener: its default address (127.0.0.1:9153) is fixed and would be
+/// contended by tests running in parallel; the metrics tests set port 0.
 const BASE_CONFIG: &str = r#"
 [server]
 listen = ["127.0.0.1:0"]

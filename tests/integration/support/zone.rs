@@ -42,6 +42,11 @@ pub const PART_MAPPED_NATIVE: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0
 pub const CHAIN: &str = "chain.example.";
 pub const CHAIN_MID: &str = "mid.example.";
 
+/// DNAME dn.example. -> example.: a-only.dn.example. is answered with the DNAME,
+/// a CNAME to a-only.example., and that name's data.
+pub const DNAME_OWNER: &str = "dn.example.";
+pub const VIA_DNAME: &str = "a-only.dn.example.";
+
 /// Not in the zone: NXDOMAIN with the zone SOA.
 pub const MISSING: &str = "missing.example.";
 
@@ -153,6 +158,8 @@ pub struct Zone {
     signed: Vec<Name>,
     /// Additional-section records sent with every answer for a name.
     extra: Vec<(Name, Record)>,
+    /// DNAME owner and target (RFC 6672).
+    dnames: Vec<(Name, Name)>,
 }
 
 fn name(s: &str) -> Name {
@@ -181,6 +188,7 @@ impl Zone {
         );
         z.add(CHAIN, 300, RData::CNAME(CNAME(name(CHAIN_MID))));
         z.add(CHAIN_MID, 300, RData::CNAME(CNAME(name(A_ONLY))));
+        z.dnames.push((name(DNAME_OWNER), name(ZONE_APEX)));
         z.a(SOA_MIN_LOWER, 3600, SOA_MIN_LOWER_A);
         z.negative(SOA_MIN_LOWER, 900, 60);
         z.a(SOA_TTL_LOWER, 3600, SOA_TTL_LOWER_A);
@@ -306,6 +314,21 @@ impl Zone {
         let mut signed = false;
         for _ in 0..8 {
             signed |= self.signed.contains(&current);
+            if let Some((owner, target)) = self
+                .dnames
+                .iter()
+                .find(|(owner, _)| owner.zone_of(&current) && owner != &current)
+            {
+                let rewritten = below(&current, owner).append_domain(target).expect("fits");
+                out.answers.push(dname_record(owner, target));
+                out.answers.push(Record::from_rdata(
+                    current.clone(),
+                    300,
+                    RData::CNAME(CNAME(rewritten.clone())),
+                ));
+                current = rewritten;
+                continue;
+            }
             if !self.exists(&current) {
                 out.nxdomain = true;
                 out.authorities = self.soa(&current);
@@ -375,6 +398,31 @@ impl Zone {
         record.name = spelling.clone();
         record
     }
+}
+
+/// The labels of `name` below `owner` (`a.b.owner.` -> `a.b`).
+fn below(name: &Name, owner: &Name) -> Name {
+    let keep = name.iter().count() - owner.iter().count();
+    Name::from_labels(name.iter().take(keep)).expect("valid labels")
+}
+
+/// A DNAME record (RFC 6672 §2.1: the target name, uncompressed). hickory-proto
+/// has no DNAME type, so the RDATA is written by hand.
+fn dname_record(owner: &Name, target: &Name) -> Record {
+    let mut rdata = Vec::new();
+    for label in target.iter() {
+        rdata.push(u8::try_from(label.len()).expect("label fits"));
+        rdata.extend_from_slice(label);
+    }
+    rdata.push(0);
+    Record::from_rdata(
+        owner.clone(),
+        300,
+        RData::Unknown {
+            code: RecordType::DNAME,
+            rdata: NULL::with(rdata),
+        },
+    )
 }
 
 /// A stand-in RRSIG covering `record`'s RRset: type covered, algorithm 13, labels, original

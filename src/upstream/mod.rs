@@ -1,11 +1,12 @@
 //! Upstream: sends a query to the configured servers and returns the first
 //! acceptable reply. Owns the only outbound I/O of the data path.
 //!
-//! Anti-spoofing (RFC 5452 §9): every UDP exchange uses a fresh socket (a
-//! random ephemeral source port chosen by the kernel) connected to the
-//! server, so datagrams from any other address never reach us; the reply must
-//! also carry our random ID and the question we asked, else it is dropped and
-//! counted. TC=1 → the same question over TCP (RFC 7766 §5).
+//! Anti-spoofing (RFC 5452 §9): UDP goes through connected sockets, so
+//! datagrams from any other address never reach us — a pool of long-lived
+//! sockets with random ports ([`pool`]), or with `upstream.socket_pool = 0` a
+//! fresh socket (random ephemeral port) per query; the reply must also carry
+//! our random ID and the question we asked, else it is dropped and counted.
+//! TC=1 → the same question over TCP (RFC 7766 §5).
 //!
 //! Health: a server that fails `DOWN_AFTER` times in a row is tried last for
 //! `DOWN_FOR`, then traffic probes it again.
@@ -18,6 +19,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout_at;
+
+mod pool;
 
 use crate::config::{UpstreamConfig, unspecified_for};
 use crate::metrics::{Metrics, ServerStats, UpstreamResult};
@@ -61,6 +64,8 @@ impl Reply {
 struct Server {
     addr: SocketAddr,
     stats: Arc<ServerStats>,
+    /// `None`: a fresh socket per query.
+    pool: Option<pool::Pool>,
     failures: AtomicU32,
     /// Milliseconds since `Upstream::epoch` until which the server is down.
     down_until: AtomicU64,
@@ -85,6 +90,8 @@ impl Upstream {
                 .map(|&addr| Server {
                     addr,
                     stats: metrics.server(addr),
+                    pool: (cfg.socket_pool > 0)
+                        .then(|| pool::Pool::new(addr, cfg.socket_pool, metrics.server(addr))),
                     failures: AtomicU32::new(0),
                     down_until: AtomicU64::new(0),
                 })
@@ -140,10 +147,8 @@ impl Upstream {
         for attempt in 0..self.attempts as usize {
             let i = order[attempt % order.len()];
             let server = &self.servers[i];
-            let id: u16 = rand::random();
-            wire::set_id(&mut packet, id);
             let started = Instant::now();
-            let result = self.exchange(server, &packet, id, question).await;
+            let result = self.exchange(server, &mut packet, question).await;
             let took = started.elapsed();
             match result {
                 Ok(bytes) => {
@@ -188,53 +193,59 @@ impl Upstream {
         let question = query[HEADER_LEN..].to_vec();
         let mut any = false;
         for (i, server) in self.servers.iter().enumerate() {
-            let id: u16 = rand::random();
-            wire::set_id(&mut query, id);
-            let ok = self.exchange(server, &query, id, &question).await.is_ok();
+            let ok = self.exchange(server, &mut query, &question).await.is_ok();
             self.mark(i, ok);
             any |= ok;
         }
         any
     }
 
-    /// One attempt: UDP, then TCP when the UDP reply is truncated.
+    /// One attempt: UDP, then TCP when the UDP reply is truncated. The
+    /// packet's ID is set to a fresh random one.
     async fn exchange(
         &self,
         server: &Server,
-        packet: &[u8],
-        id: u16,
+        packet: &mut [u8],
         question: &[u8],
     ) -> Result<Vec<u8>, UpstreamError> {
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let reply = timeout_at(deadline, self.udp(server, packet, id, question))
+        let udp = async {
+            match &server.pool {
+                Some(pool) => pool.exchange(packet, question).await,
+                None => Self::udp_fresh(server, packet, question).await,
+            }
+        };
+        let reply = timeout_at(deadline, udp)
             .await
             .map_err(|_| UpstreamError::Timeout)??;
         if !Header::new(&reply).is_some_and(|h| h.tc()) {
             return Ok(reply);
         }
         // The TCP retry gets its own full timeout: the server is known to be alive.
+        let id: u16 = rand::random();
+        wire::set_id(packet, id);
         let deadline = tokio::time::Instant::now() + self.timeout;
         timeout_at(deadline, self.tcp(server, packet, id, question))
             .await
             .map_err(|_| UpstreamError::Timeout)?
     }
 
-    async fn udp(
-        &self,
+    /// One exchange on a socket of its own: a random ephemeral source port.
+    async fn udp_fresh(
         server: &Server,
-        packet: &[u8],
-        id: u16,
+        packet: &mut [u8],
         question: &[u8],
     ) -> Result<Vec<u8>, UpstreamError> {
-        let addr = server.addr;
-        let sock = UdpSocket::bind(unspecified_for(&addr)).await?;
-        sock.connect(addr).await?;
+        let id: u16 = rand::random();
+        wire::set_id(packet, id);
+        let sock = UdpSocket::bind(unspecified_for(&server.addr)).await?;
+        sock.connect(server.addr).await?;
         sock.send(packet).await?;
-        let mut buf = vec![0u8; MAX_MESSAGE];
+        let mut buf = Vec::with_capacity(MAX_MESSAGE);
         loop {
-            let n = sock.recv(&mut buf).await?;
-            if acceptable(&buf[..n], id, question) {
-                buf.truncate(n);
+            buf.clear();
+            sock.recv_buf(&mut buf).await?;
+            if acceptable(&buf, id, question) {
                 return Ok(buf);
             }
             // Wrong ID or question: a spoofing attempt or a late reply.

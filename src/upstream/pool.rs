@@ -1,0 +1,161 @@
+//! A pool of long-lived UDP sockets to one upstream server, so a query costs
+//! one `send` and one wake-up instead of socket, bind, connect, register and
+//! close. Each socket is connected (the kernel drops datagrams from any other
+//! address) and has one reader task that hands each reply to the query
+//! waiting for its ID, after checking the question (RFC 5452 §9).
+//!
+//! Spoofing resistance: a forger must guess one of `size` random source ports
+//! and the 16-bit ID; `upstream.socket_pool = 0` trades the pool's speed for a
+//! fresh random port per query.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::{UpstreamError, acceptable};
+use crate::config::unspecified_for;
+use crate::metrics::ServerStats;
+use crate::wire;
+
+/// Largest UDP reply accepted.
+const MAX_REPLY: usize = 65535;
+
+type Waiters = Mutex<HashMap<u16, (Box<[u8]>, oneshot::Sender<Vec<u8>>)>>;
+
+/// One connected socket and the queries waiting on it.
+#[derive(Debug)]
+struct Slot {
+    sock: Arc<UdpSocket>,
+    waiting: Arc<Waiters>,
+}
+
+/// Sockets to one server, created on first use.
+#[derive(Debug)]
+pub struct Pool {
+    addr: SocketAddr,
+    slots: Vec<OnceLock<Slot>>,
+    stats: Arc<ServerStats>,
+    /// Stops the reader tasks when the pool (its pipeline) is dropped.
+    _stop: DropGuard,
+    stop: CancellationToken,
+}
+
+/// Removes a waiter whose query gave up (timeout, cancellation).
+struct Unregister<'a> {
+    waiting: &'a Waiters,
+    id: u16,
+}
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
+impl Pool {
+    /// A pool of `size` sockets to `addr`.
+    pub fn new(addr: SocketAddr, size: usize, stats: Arc<ServerStats>) -> Pool {
+        let stop = CancellationToken::new();
+        Pool {
+            addr,
+            slots: (0..size).map(|_| OnceLock::new()).collect(),
+            stats,
+            _stop: stop.clone().drop_guard(),
+            stop,
+        }
+    }
+
+    fn slot(&self, i: usize) -> Result<&Slot, UpstreamError> {
+        if let Some(s) = self.slots[i].get() {
+            return Ok(s);
+        }
+        let std_sock = std::net::UdpSocket::bind(unspecified_for(&self.addr))?;
+        std_sock.connect(self.addr)?;
+        std_sock.set_nonblocking(true)?;
+        let sock = Arc::new(UdpSocket::from_std(std_sock)?);
+        let waiting: Arc<Waiters> = Arc::default();
+        let slot = Slot { sock, waiting };
+        // Another query may have won the race; its socket is used and ours dropped.
+        if self.slots[i].set(slot).is_ok() {
+            let s = self.slots[i].get().expect("just set");
+            tokio::spawn(reader(
+                s.sock.clone(),
+                s.waiting.clone(),
+                self.stats.clone(),
+                self.stop.clone(),
+            ));
+        }
+        Ok(self.slots[i].get().expect("set by us or by the winner"))
+    }
+
+    /// Sends `packet` (its ID is replaced by one free on the chosen socket)
+    /// and waits for the matching reply. The caller bounds the wait.
+    pub async fn exchange(
+        &self,
+        packet: &mut [u8],
+        question: &[u8],
+    ) -> Result<Vec<u8>, UpstreamError> {
+        let slot = self.slot(rand::random_range(0..self.slots.len()))?;
+        let (tx, rx) = oneshot::channel();
+        let id = {
+            let mut waiting = slot.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            let mut id: u16 = rand::random();
+            while waiting.contains_key(&id) {
+                id = rand::random();
+            }
+            waiting.insert(id, (question.into(), tx));
+            id
+        };
+        let _unregister = Unregister {
+            waiting: &slot.waiting,
+            id,
+        };
+        wire::set_id(packet, id);
+        slot.sock.send(packet).await?;
+        rx.await
+            .map_err(|_| UpstreamError::Io(std::io::Error::other("upstream socket closed")))
+    }
+}
+
+/// Delivers replies to their waiters until the pool is dropped.
+async fn reader(
+    sock: Arc<UdpSocket>,
+    waiting: Arc<Waiters>,
+    stats: Arc<ServerStats>,
+    stop: CancellationToken,
+) {
+    // Capacity only: pages are touched as large replies arrive, not up front.
+    let mut buf = Vec::with_capacity(MAX_REPLY);
+    loop {
+        buf.clear();
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            r = sock.recv_buf(&mut buf) => if r.is_err() {
+                // ICMP port unreachable and friends: the waiter times out.
+                continue;
+            },
+        }
+        let reply = &buf[..];
+        let Some(id) = wire::id(reply) else {
+            stats.mismatched();
+            continue;
+        };
+        let mut map = waiting.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(&id) {
+            Some((question, _)) if acceptable(reply, id, question) => {
+                if let Some((_, tx)) = map.remove(&id) {
+                    let _ = tx.send(reply.to_vec());
+                }
+            }
+            // Wrong ID or question: a forgery or a reply that came too late.
+            _ => stats.mismatched(),
+        }
+    }
+}
