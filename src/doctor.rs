@@ -37,7 +37,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use ipnet::{Ipv4Net, Ipv6Net};
 
@@ -939,13 +939,7 @@ fn exchange(
     } else {
         reply
     };
-    x.rcode = reply.metadata.response_code.to_string().to_uppercase();
-    x.rcode = match x.rcode.as_str() {
-        "NO ERROR" => "NOERROR".into(),
-        "NON-EXISTENT DOMAIN" => "NXDOMAIN".into(),
-        "SERVER FAILURE" => "SERVFAIL".into(),
-        _ => x.rcode.replace(' ', ""),
-    };
+    x.rcode = rcode_name(reply.metadata.response_code);
     for r in &reply.answers {
         x.answers.push(AnswerRecord {
             name: r.name.to_string(),
@@ -964,6 +958,19 @@ fn exchange(
         _ => None,
     });
     x
+}
+
+/// The mnemonic of an RCODE, as dig prints it.
+fn rcode_name(rc: ResponseCode) -> String {
+    match rc {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        other => format!("RCODE{}", u16::from(other)),
+    }
 }
 
 fn udp_exchange(
@@ -1049,6 +1056,41 @@ fn nat64_note(a: IpAddr, prefixes: &[Ipv6Net]) -> String {
     }
 }
 
+/// Records and addresses shown per list in the text report.
+const SHOW: usize = 10;
+
+/// One exchange's lines: the RCODE or NODATA, TC, then at most SHOW records.
+fn answer_lines(o: &mut String, x: &Exchange) {
+    let q = x.qtype.to_string();
+    if let Some(e) = &x.error {
+        let _ = writeln!(o, "    {q:<5} error: {e}");
+        return;
+    }
+    let mut head = match (x.answers.is_empty(), x.rcode.as_str()) {
+        (true, "NOERROR") => "NODATA".to_string(),
+        _ => x.rcode.clone(),
+    };
+    if let Some(t) = x.negative_ttl.filter(|_| x.answers.is_empty()) {
+        let _ = write!(head, ", negative TTL {t}");
+    }
+    if x.truncated {
+        let _ = write!(
+            head,
+            ", TC=1 over UDP ({} address(es) fitted), {} record(s) over TCP",
+            x.udp_addresses,
+            x.answers.len()
+        );
+    }
+    let _ = writeln!(o, "    {q:<5} {head}");
+    for (i, r) in x.answers.iter().enumerate() {
+        if i == SHOW && x.answers.len() > SHOW + 1 {
+            let _ = writeln!(o, "          ... and {} more", x.answers.len() - SHOW);
+            break;
+        }
+        let _ = writeln!(o, "          {} {} {} {}", r.name, r.ttl, r.rtype, r.data);
+    }
+}
+
 fn text_report(
     ctx: &ReportCtx<'_>,
     xs: &[Exchange],
@@ -1075,38 +1117,28 @@ fn text_report(
             .join(", ")
     );
     let _ = writeln!(o, "answers:");
-    for x in xs {
-        let via = format!("{} round {}", x.server, x.round + 1);
-        if let Some(e) = &x.error {
-            let _ = writeln!(o, "  {:<4} {via}: error: {e}", x.qtype.to_string());
-            continue;
+    let same = |a: &Exchange, b: &Exchange| {
+        a.qtype == b.qtype && a.rcode == b.rcode && a.error == b.error && {
+            let data = |x: &Exchange| x.answers.iter().map(|r| r.data.clone()).collect::<Vec<_>>();
+            data(a) == data(b)
         }
-        let tc = if x.truncated {
-            ", TC=1 over UDP, full answer over TCP"
-        } else {
-            ""
-        };
-        if x.answers.is_empty() {
-            let neg = x
-                .negative_ttl
-                .map(|t| format!(", negative TTL {t}"))
-                .unwrap_or_default();
-            let what = if x.rcode == "NOERROR" {
-                "NODATA".to_string()
-            } else {
-                x.rcode.clone()
-            };
-            let _ = writeln!(o, "  {:<4} {via}: {what}{neg}{tc}", x.qtype.to_string());
-        }
-        for r in &x.answers {
-            let _ = writeln!(
-                o,
-                "  {:<4} {via}: {} {} ttl {}{tc}",
-                x.qtype.to_string(),
-                r.name,
-                r.data,
-                r.ttl
-            );
+    };
+    for server in ctx.servers {
+        let mine: Vec<&Exchange> = xs.iter().filter(|x| x.server == *server).collect();
+        let first: Vec<&&Exchange> = mine.iter().filter(|x| x.round == 0).collect();
+        for round in 0..2u8 {
+            let these: Vec<&&Exchange> = mine.iter().filter(|x| x.round == round).collect();
+            if round > 0
+                && these.len() == first.len()
+                && these.iter().zip(&first).all(|(a, b)| same(a, b))
+            {
+                let _ = writeln!(o, "  {server} round {}: the same answers", round + 1);
+                continue;
+            }
+            let _ = writeln!(o, "  {server} round {}:", round + 1);
+            for x in these {
+                answer_lines(&mut o, x);
+            }
         }
     }
     for (libc, order, how) in [
@@ -1129,6 +1161,10 @@ fn text_report(
             let _ = writeln!(o, "  no address");
         }
         for (i, d) in order.iter().enumerate() {
+            if i == SHOW && order.len() > SHOW + 1 {
+                let _ = writeln!(o, "  ... and {} more", order.len() - SHOW);
+                break;
+            }
             let src = match &d.source {
                 Some(s) => format!("from {}", s.addr),
                 None => "unusable: no route".into(),
@@ -1501,6 +1537,34 @@ mod tests {
         }
     }
 
+    // Pods with a ULA instead of a global IPv6 address: the label of
+    // fc00::/7 no longer matches the NAT64 destination's (RFC 6724 rule 5).
+
+    #[test]
+    fn musl_picks_the_a_record_when_the_pod_has_a_ula() {
+        let pod = [src("fd00:db8::10/64"), src("169.254.172.10/22")];
+        let got = order(Flavour::Musl, &PolicyTable::musl(), &pod, &LAB_BOTH);
+        assert_eq!(got, ["203.0.113.80", "64:ff9b::cb00:7150"]);
+    }
+
+    #[test]
+    fn glibc_keeps_the_aaaa_with_a_ula_while_the_ipv4_source_is_link_local() {
+        let pod = [src("fd00:db8::10/64"), src("169.254.172.10/22")];
+        let got = order(Flavour::Glibc, &PolicyTable::glibc(), &pod, &LAB_BOTH);
+        assert_eq!(
+            got,
+            ["64:ff9b::cb00:7150", "203.0.113.80"],
+            "rule 2 decides"
+        );
+        let pod = [src("fd00:db8::10/64"), src("192.0.2.10/24")];
+        let got = order(Flavour::Glibc, &PolicyTable::glibc(), &pod, &LAB_BOTH);
+        assert_eq!(
+            got,
+            ["203.0.113.80", "64:ff9b::cb00:7150"],
+            "rule 5 decides"
+        );
+    }
+
     #[test]
     fn musl_does_not_sort_an_ipv4_only_answer() {
         let got = order(
@@ -1713,6 +1777,13 @@ mod tests {
         );
         assert_eq!(parse_resolver("192.0.2.53").unwrap().port(), 53);
         assert!(parse_resolver("resolver.example").is_err());
+    }
+
+    #[test]
+    fn rcodes_are_named_as_dig_names_them() {
+        assert_eq!(rcode_name(ResponseCode::NXDomain), "NXDOMAIN");
+        assert_eq!(rcode_name(ResponseCode::ServFail), "SERVFAIL");
+        assert_eq!(rcode_name(ResponseCode::NotAuth), "RCODE9");
     }
 
     #[test]

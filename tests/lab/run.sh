@@ -11,7 +11,8 @@
 #   node 2001:db8:1::1 | knotd on 2001:db8:1::53 (authoritative example.)
 #    |   dns64d strip on 2001:db8:1::64, dns64d pass on 2001:db8:1::65
 #    |   masquerades the pod's IPv4 to its own 192.0.2.2 (the wrong source)
-#   natgw 2001:db8:2::2, 192.0.2.1 | tayga 64:ff9b::/96 -> 198.51.100.0/24,
+#   natgw 2001:db8:2::2, 192.0.2.1 | 64:ff9b::/96 -> (NETMAP to
+#    |   2001:db8:64::/96, see below) tayga -> 198.51.100.128/25, then
 #    |   masquerade 198.51.100.0/24 -> 203.0.113.1 (the NAT gateway's address);
 #    |   the node's own IPv4 is routed, not translated (the on-premise path)
 #   target 203.0.113.10, serves 203.0.113.64/26 on TCP 80, nftables admits
@@ -19,6 +20,8 @@
 #
 # Run from anywhere as root: bash tests/lab/run.sh. Exit 0 when every row
 # of the scenario table came out as expected. See tests/lab/README.md.
+# Environment: DNS64D_BIN (binary to test), LAB_TIME_LIMIT (seconds, 540),
+# LAB_HOLD (seconds to keep the topology up before the scenarios).
 set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -409,7 +412,7 @@ check() {
     udp=$(pod_counter dns_udp)
     tcp=$(pod_counter dns_tcp)
     trans=udp
-    [ "${tcp:-0}" -gt 0 ] && trans=udp+tcp
+    [ "${tcp:-0}" -gt 0 ] && trans="udp+tcp"
     [ "${udp:-0}" -eq 0 ] && [ "${tcp:-0}" -gt 0 ] && trans=tcp
     [ "$(kind "$first")" = "$ekind" ] || verdict=FAIL
     [ "$conn" = "$econn" ] || verdict=FAIL
