@@ -218,6 +218,7 @@ def report(resdir, outpath):
                  "server, not the client, was the limit); *knotd CPU* the upstream's share of one core; "
                  "*lost* dnsperf's lost queries (2 s timeout) in the saturating run; *p50/p99* latency "
                  "of a separate run paced at a fixed rate (see below); *peak RSS* VmHWM at the end of the run.\n")
+    L.append(REFERENCE)
     if analysis:
         L.append("## Analysis\n")
         L.append(analysis + "\n")
@@ -246,6 +247,24 @@ def report(resdir, outpath):
         f.write("\n".join(L))
 
 
+REFERENCE = """\
+## Reference points and targets
+
+Measured earlier on this 2-core box, one worker each (q/CPU-s): a trivial fixed-answer
+UDP responder ≈ 224k; Unbound cache hits ≈ 165k; dnsdist cache hits ≈ 160–176k; cold
+DNS64 synthesis: Unbound ≈ 15.5k, Knot Resolver ≈ 14.7k, BIND ≈ 10.9k, PowerDNS ≈ 6.7k;
+cold pass-through: dnsdist ≈ 110k, Unbound ≈ 28.5k. Absolute numbers move with the load
+that other work puts on the box (compare the tables above within one run); ratios move
+much less.
+
+dns64d's targets (same-run ratios): warm synth and pod ≥ 1.35× Unbound; cold synth ≥ 3×
+Unbound; cold pod ≥ 2.7× Unbound; cold pass-through ≥ 1× dnsdist; paced p99 of cold
+synthesis ≤ 0.5 ms; peak RSS ≤ 16 MB in warm runs.
+
+Micro-benchmarks of the per-query code paths (parsing, synthesis) beside hickory-proto's
+full decode: `cargo bench --bench dns64`.
+"""
+
 CAVEATS = """\
 - Two cores, shared with other work: the server has CPU 0 to itself only as far as
   `taskset` can promise; dnsperf and knotd share CPU 1. CPU time per query is far less
@@ -268,6 +287,11 @@ CAVEATS = """\
   same server instance; in cold mode its names are disjoint from the saturating run's.
   p99 over a few thousand samples is noisy in the tenths of a millisecond: compare
   orders of magnitude, not the third decimal.
+- Caches are sized above the working set for everyone (the warm pod mix has ~20k
+  name/type pairs): Unbound's default 4 MB message cache is too small for it, and
+  with dnsperf cycling through the file LRU evicts every entry before its reuse, so
+  the bench config raises it (64 MB msg, 128 MB rrset). Knot Resolver gets 100 MB,
+  dnsdist 50k entries; BIND, PowerDNS and dns64d keep their defaults, which fit.
 - Peak RSS is VmHWM: Knot Resolver's LMDB cache is a memory-mapped file whose touched
   pages count; dnsdist preallocates its packet cache.
 - Everything runs over loopback inside a private network namespace; real networks add

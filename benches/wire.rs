@@ -7,13 +7,16 @@
 //! - `strip`: A (and RRSIG over A) removal beside the same in hickory;
 //! - `tc_cut`: truncation to 512 octets beside hickory's pop-and-re-encode.
 //!
-//! Run: `cargo bench --bench wire`; ratios:
-//! `cargo bench --bench wire -- --list` names every pair; each group has a
-//! `wire/<packet>` and a `hickory/<packet>` function.
+//! Run: `cargo bench --bench wire`. Each criterion group has a
+//! `wire/<packet>` and a `hickory/<packet>` function; after them, the same
+//! pairs are measured interleaved (wire batch, hickory batch, repeat) and a
+//! table of medians and ratios with per-operation geometric means is
+//! printed — the number to read on a shared, noisy machine.
 
 use std::hint::black_box;
+use std::time::Instant;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use hickory_proto::op::{Message as HMessage, Query as HQuery};
 use hickory_proto::rr::rdata::AAAA;
 use hickory_proto::rr::{RData, Record, RecordType};
@@ -54,14 +57,14 @@ fn hickory_synthesize(bytes: &[u8], prefixes: &[Prefix], cap: u32) -> Vec<u8> {
         .collect();
     for p in prefixes {
         for r in &a.answers {
-            if let RData::A(v4) = &r.data {
-                if r.name == owner {
-                    out.answers.push(Record::from_rdata(
-                        r.name.clone(),
-                        r.ttl.min(cap),
-                        RData::AAAA(AAAA(p.embed(v4.0))),
-                    ));
-                }
+            if let RData::A(v4) = &r.data
+                && r.name == owner
+            {
+                out.answers.push(Record::from_rdata(
+                    r.name.clone(),
+                    r.ttl.min(cap),
+                    RData::AAAA(AAAA(p.embed(v4.0))),
+                ));
             }
         }
     }
@@ -164,5 +167,122 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// Nanoseconds per call of `f`, over `iters` calls.
+fn per_call(f: &mut dyn FnMut() -> usize, iters: u64) -> f64 {
+    let start = Instant::now();
+    let mut acc = 0usize;
+    for _ in 0..iters {
+        acc = acc.wrapping_add(f());
+    }
+    black_box(acc);
+    start.elapsed().as_nanos() as f64 / iters as f64
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Interleaved measurement: rounds of (wire batch, hickory batch) about
+/// 2 ms each, so both sides see the same machine load; the ratio is the
+/// median of the per-round ratios. Returns (wire ns, hickory ns, ratio).
+fn paired(wire: &mut dyn FnMut() -> usize, hickory: &mut dyn FnMut() -> usize) -> (f64, f64, f64) {
+    let calibrate = |f: &mut dyn FnMut() -> usize| {
+        let ns = per_call(f, 200).max(1.0);
+        ((2e6 / ns) as u64).clamp(20, 2_000_000)
+    };
+    let (wi, hi) = (calibrate(wire), calibrate(hickory));
+    let (mut w, mut h, mut r) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..41 {
+        let a = per_call(wire, wi);
+        let b = per_call(hickory, hi);
+        w.push(a);
+        h.push(b);
+        r.push(b / a);
+    }
+    (median(&mut w), median(&mut h), median(&mut r))
+}
+
+/// The same comparisons as the criterion groups, measured interleaved and
+/// summarised with the geometric mean of the ratios per operation.
+fn paired_report() {
+    let packets = corpus::all();
+    let prefixes: [Prefix; 1] = ["64:ff9b::/96".parse().unwrap()];
+    let mut out = Vec::with_capacity(4096);
+    let mut rows: Vec<(&str, String, (f64, f64, f64))> = Vec::new();
+    for (label, p) in &packets {
+        let r = paired(
+            &mut || usize::from(Message::parse(black_box(p)).unwrap().classify().a),
+            &mut || HMessage::from_vec(black_box(p)).unwrap().answers.len(),
+        );
+        rows.push(("parse", label.to_string(), r));
+    }
+    for (op, packet) in [
+        ("synth_n1", corpus::one_a()),
+        ("synth_n4", corpus::cname_and_a(4)),
+    ] {
+        let r = paired(
+            &mut || {
+                let m = Message::parse(black_box(&packet)).unwrap();
+                let owner = m.chain_end().unwrap();
+                rewrite::synthesize_aaaa(&m, &owner, &prefixes, 600, |_, _| true, &mut out).unwrap()
+            },
+            &mut || hickory_synthesize(black_box(&packet), &prefixes, 600).len(),
+        );
+        rows.push((op, "a_response".into(), r));
+    }
+    for (label, packet) in [
+        ("cname_4a", corpus::cname_and_a(4)),
+        ("large_1200", corpus::large_with_additional()),
+    ] {
+        let r = paired(
+            &mut || {
+                let m = Message::parse(black_box(&packet)).unwrap();
+                rewrite::strip_type(&m, rtype::A, &mut out).unwrap()
+            },
+            &mut || hickory_strip(black_box(&packet)).len(),
+        );
+        rows.push(("strip", label.into(), r));
+    }
+    let large = corpus::large_with_additional();
+    let r = paired(
+        &mut || {
+            out.clear();
+            out.extend_from_slice(black_box(&large));
+            usize::from(rewrite::truncate_udp(&mut out, 512).unwrap())
+        },
+        &mut || hickory_tc_cut(black_box(&large), 512).len(),
+    );
+    rows.push(("tc_cut", "large_1200".into(), r));
+
+    println!("\ninterleaved medians (41 rounds of ~2 ms per side)");
+    println!(
+        "{:<9} {:<15} {:>10} {:>12} {:>8}",
+        "op", "packet", "wire ns", "hickory ns", "ratio"
+    );
+    for (op, label, (w, h, r)) in &rows {
+        println!("{op:<9} {label:<15} {w:>10.1} {h:>12.1} {r:>7.1}x");
+    }
+    let mut ops: Vec<&str> = rows.iter().map(|r| r.0).collect();
+    ops.dedup();
+    for op in ops {
+        let rs: Vec<f64> = rows.iter().filter(|r| r.0 == op).map(|r| r.2.2).collect();
+        let geomean = (rs.iter().map(|r| r.ln()).sum::<f64>() / rs.len() as f64).exp();
+        println!(
+            "{op:<9} geomean ratio {geomean:.1}x over {} packet(s)",
+            rs.len()
+        );
+    }
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    // `cargo test --benches` runs this binary with `--test`; `--list` lists.
+    let quick = std::env::args().any(|a| a == "--test" || a == "--list");
+    if !quick {
+        paired_report();
+    }
+}

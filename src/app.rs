@@ -63,17 +63,42 @@ struct Inner {
     pipeline: Arc<ArcSwap<Pipeline>>,
     metrics: Arc<Metrics>,
     ready: AtomicBool,
-    /// Configured listen address → (bound address, its stop token).
-    listeners: Mutex<HashMap<SocketAddr, (SocketAddr, CancellationToken)>>,
+    /// Configured listen address → its sockets.
+    listeners: Mutex<HashMap<SocketAddr, Listener>>,
     /// Set once `run` has started: what new listeners need.
     shared: OnceLock<Shared>,
+}
+
+/// One listen address.
+#[derive(Debug)]
+struct Listener {
+    /// The bound address (the configured one, or its port-0 resolution).
+    addr: SocketAddr,
+    /// Stops its receive loops.
+    stop: CancellationToken,
+    /// Sockets bound but not yet served (before `run`, or a reload before it).
+    unstarted: Option<Bound>,
+}
+
+impl Inner {
+    /// Serves every bound but unstarted listener (once `run` has begun).
+    fn start_listeners(&self, map: &mut HashMap<SocketAddr, Listener>, tracker: &TaskTracker) {
+        let Some(shared) = self.shared.get() else {
+            return;
+        };
+        for l in map.values_mut() {
+            if let Some(b) = l.unstarted.take() {
+                l.stop = shared.shutdown.child_token();
+                spawn_listener(tracker, b, shared, l.stop.clone());
+            }
+        }
+    }
 }
 
 /// A server with its sockets bound, ready to [`run`](Server::run).
 #[derive(Debug)]
 pub struct Server {
     inner: Arc<Inner>,
-    bound: Vec<(SocketAddr, Bound)>,
     control: Option<std::net::TcpListener>,
 }
 
@@ -118,8 +143,15 @@ impl Server {
             metrics.clone(),
         )));
         let listeners = bound
-            .iter()
-            .map(|(cfg, b)| (*cfg, (b.addr, CancellationToken::new())))
+            .into_iter()
+            .map(|(cfg, b)| {
+                let l = Listener {
+                    addr: b.addr,
+                    stop: CancellationToken::new(),
+                    unstarted: Some(b),
+                };
+                (cfg, l)
+            })
             .collect();
         Ok(Server {
             inner: Arc::new(Inner {
@@ -131,7 +163,6 @@ impl Server {
                 listeners: Mutex::new(listeners),
                 shared: OnceLock::new(),
             }),
-            bound,
             control,
         })
     }
@@ -146,7 +177,18 @@ impl Server {
 
     /// The bound addresses, one per `server.listen` entry (UDP and TCP share the port).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.bound.iter().map(|(_, b)| b.addr).collect()
+        // Lock order everywhere: config, then listeners.
+        let cfg = self.inner.config.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        cfg.server
+            .listen
+            .iter()
+            .filter_map(|c| map.get(c).map(|l| l.addr))
+            .collect()
     }
 
     /// The bound control (metrics) address, if enabled.
@@ -202,9 +244,13 @@ impl Server {
         let _ = self.inner.shared.set(shared.clone());
 
         let listeners = TaskTracker::new();
-        for (configured, b) in self.bound {
-            let token = self.inner.token_for(configured, &shutdown);
-            spawn_listener(&listeners, b, &shared, token);
+        {
+            let mut map = self
+                .inner
+                .listeners
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            self.inner.start_listeners(&mut map, &listeners);
         }
         if let Some(l) = self.control {
             match tokio::net::TcpListener::from_std(l) {
@@ -250,18 +296,6 @@ fn spawn_listener(tracker: &TaskTracker, b: Bound, shared: &Shared, stop: Cancel
             tracker.spawn(listen::serve_tcp(tcp, shared.clone(), stop));
         }
         Err(e) => tracing::error!(addr = %b.addr, error = %e, "cannot register TCP socket"),
-    }
-}
-
-impl Inner {
-    /// The stop token of a configured listener, tied to `shutdown`.
-    fn token_for(&self, configured: SocketAddr, shutdown: &CancellationToken) -> CancellationToken {
-        let mut map = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
-        let token = shutdown.child_token();
-        if let Some(entry) = map.get_mut(&configured) {
-            entry.1 = token.clone();
-        }
-        token
     }
 }
 
@@ -322,19 +356,22 @@ impl Handle {
         inner
             .pipeline
             .store(Arc::new(Pipeline::new(&cfg, inner.metrics.clone())));
-        if let Some(shared) = inner.shared.get() {
-            let tracker = TaskTracker::new();
-            for (configured, b) in fresh {
-                let token = shared.shutdown.child_token();
-                map.insert(configured, (b.addr, token.clone()));
-                spawn_listener(&tracker, b, shared, token);
-            }
-            tracker.close();
+        for (configured, b) in fresh {
+            let l = Listener {
+                addr: b.addr,
+                stop: CancellationToken::new(),
+                unstarted: Some(b),
+            };
+            map.insert(configured, l);
         }
-        map.retain(|configured, (_, token)| {
+        // Before `run` they wait in the map; after, they serve now.
+        let tracker = TaskTracker::new();
+        inner.start_listeners(&mut map, &tracker);
+        tracker.close();
+        map.retain(|configured, l| {
             let keep = cfg.server.listen.contains(configured);
             if !keep {
-                token.cancel();
+                l.stop.cancel();
             }
             keep
         });
@@ -366,7 +403,7 @@ impl Handle {
             .listeners
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        map.values().map(|(a, _)| *a).collect()
+        map.values().map(|l| l.addr).collect()
     }
 
     /// True once an upstream answered a readiness probe.

@@ -25,7 +25,7 @@ use quick_cache::Weighter;
 use quick_cache::sync::Cache as QuickCache;
 
 use crate::config::CacheConfig;
-use crate::wire::{self, HEADER_LEN, Header, Query, rcode, rtype};
+use crate::wire::{self, Header, Query, rcode, rtype};
 
 /// Bytes of bookkeeping counted per entry on top of the answer itself.
 const ENTRY_OVERHEAD: u64 = 128;
@@ -53,9 +53,10 @@ pub struct Entry {
 
 impl Entry {
     /// The answer as it should be sent at `now`: TTLs decremented by the
-    /// entry's age (never below zero), or set to `stale_ttl` when stale
-    /// (RFC 8767 §4 recommends 30 s). ID, RD and question case are the
-    /// caller's to patch.
+    /// entry's age (never below zero; as in Unbound, `cache.max_ttl` bounds
+    /// how long the entry is kept, not the TTLs clients see), or set to
+    /// `stale_ttl` when stale (RFC 8767 §4 recommends 30 s). ID, RD and
+    /// question case are the caller's to patch.
     pub fn render(&self, now: Instant, stale_ttl: Option<u32>) -> Vec<u8> {
         let mut out = self.bytes.to_vec();
         let age = now
@@ -246,20 +247,25 @@ impl Cache {
             }
         }
         let c = &self.cfg;
+        let negative = rc == rcode::NXDOMAIN || (rc == rcode::NOERROR && answers == 0);
         let secs = match rc {
             rcode::SERVFAIL => c.servfail_ttl,
-            rcode::NXDOMAIN => soa_neg?.min(c.negative_max_ttl).max(c.min_ttl),
-            rcode::NOERROR if answers == 0 => soa_neg?.min(c.negative_max_ttl).max(c.min_ttl),
+            _ if negative => soa_neg?.min(c.negative_max_ttl).max(c.min_ttl),
             rcode::NOERROR => min_ttl.min(c.max_ttl).max(c.min_ttl),
             _ => return None,
         };
-        debug_assert!(answer.len() >= HEADER_LEN);
         Some((ttl_at, Duration::from_secs(u64::from(secs))))
     }
 
     /// RFC 8767 §4: TTL of a stale answer.
     pub fn stale_ttl(&self) -> u32 {
         self.cfg.stale_ttl
+    }
+
+    /// RFC 8767 §5 client response timer: how long resolution may take
+    /// before a stale answer is sent instead.
+    pub fn stale_answer_after(&self) -> Duration {
+        self.cfg.stale_answer_after
     }
 }
 

@@ -56,6 +56,8 @@ pub const DEFAULT_CACHE_SIZE: usize = 10_000;
 pub const DEFAULT_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// RFC 8767 §5 suggests 1 to 3 days; Unbound uses 1 day.
 pub const DEFAULT_STALE_MAX_AGE: Duration = Duration::from_secs(86_400);
+/// RFC 8767 §5 suggests 1.8 s: a stale answer before a stub's first retry.
+pub const DEFAULT_STALE_ANSWER_AFTER: Duration = Duration::from_millis(1800);
 /// How long SIGTERM waits for in-flight queries.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Per-attempt upstream timeout; 2 tries × 2 s stays under glibc's 5 s.
@@ -200,6 +202,7 @@ struct RawCache {
     serve_stale: Option<bool>,
     stale_max_age: Option<Seconds>,
     stale_ttl: Option<Seconds>,
+    stale_answer_after: Option<Seconds>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -309,6 +312,9 @@ pub struct CacheConfig {
     #[serde(serialize_with = "ser_duration")]
     pub stale_max_age: Duration,
     pub stale_ttl: u32,
+    /// RFC 8767 §5 client response timer.
+    #[serde(serialize_with = "ser_duration")]
+    pub stale_answer_after: Duration,
 }
 
 /// `[server]`: listeners, ACL and resource caps.
@@ -742,6 +748,21 @@ impl TryFrom<RawConfig> for Config {
             serve_stale: c.serve_stale.unwrap_or(true),
             stale_max_age: c.stale_max_age.map_or(DEFAULT_STALE_MAX_AGE, |d| d.0),
             stale_ttl: secs("cache.stale_ttl", c.stale_ttl, 30, 3600)?,
+            stale_answer_after: match c.stale_answer_after {
+                None => DEFAULT_STALE_ANSWER_AFTER,
+                Some(Seconds(d))
+                    if d >= Duration::from_millis(10) && d <= Duration::from_secs(30) =>
+                {
+                    d
+                }
+                Some(Seconds(d)) => {
+                    return Err(invalid(
+                        "cache.stale_answer_after",
+                        format!("{d:?}"),
+                        "must be 10ms to 30s",
+                    ));
+                }
+            },
         };
         if cache.min_ttl > cache.max_ttl {
             return Err(invalid(

@@ -116,44 +116,53 @@ pub async fn serve_udp(sock: UdpSocket, shared: Shared, stop: CancellationToken)
     let mut buf = vec![0u8; UDP_BUFFER];
     loop {
         let (n, src) = tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => break,
             r = sock.recv_from(&mut buf) => match r {
                 Ok(x) => x,
                 // ICMP errors surface here on some systems; keep serving.
                 Err(e) => { tracing::debug!(error = %e, "udp recv"); continue; }
             },
         };
-        // Rejections, REFUSED and cache hits are answered inline: no task,
-        // no copy of the packet.
-        let pipeline = shared.pipeline.load_full();
-        match pipeline.answer_now(&buf[..n], src.ip(), Transport::Udp) {
-            Early::Drop => continue,
-            Early::Reply(out) => {
-                if let Err(e) = sock.send_to(&out, src).await {
-                    tracing::debug!(error = %e, %src, "udp send");
-                }
-                continue;
-            }
-            Early::Resolve => {}
-        }
-        let Ok(permit) = shared.inflight.clone().try_acquire_owned() else {
-            shared.metrics.dropped(DropReason::Overloaded);
-            continue;
-        };
-        let packet = buf[..n].to_vec();
-        let sock = sock.clone();
-        shared.tracker.spawn(async move {
-            let out = pipeline
-                .resolve_query(&packet, src.ip(), Transport::Udp)
-                .await;
-            if !out.is_empty()
-                && let Err(e) = sock.send_to(&out, src).await
-            {
+        serve_datagram(&sock, &buf[..n], src, &shared).await;
+    }
+    // Queries the kernel already queued were sent before we stopped: answer
+    // them too, so a shutdown loses nothing that reached us.
+    while let Ok((n, src)) = sock.try_recv_from(&mut buf) {
+        serve_datagram(&sock, &buf[..n], src, &shared).await;
+    }
+}
+
+/// One datagram: rejections, REFUSED and cache hits are answered inline (no
+/// task, no copy of the packet); the rest becomes a task within the cap.
+async fn serve_datagram(sock: &Arc<UdpSocket>, packet: &[u8], src: SocketAddr, shared: &Shared) {
+    let pipeline = shared.pipeline.load_full();
+    match pipeline.answer_now(packet, src.ip(), Transport::Udp) {
+        Early::Drop => return,
+        Early::Reply(out) => {
+            if let Err(e) = sock.send_to(&out, src).await {
                 tracing::debug!(error = %e, %src, "udp send");
             }
-            drop(permit);
-        });
+            return;
+        }
+        Early::Resolve => {}
     }
+    let Ok(permit) = shared.inflight.clone().try_acquire_owned() else {
+        shared.metrics.dropped(DropReason::Overloaded);
+        return;
+    };
+    let packet = packet.to_vec();
+    let sock = sock.clone();
+    shared.tracker.spawn(async move {
+        let out = pipeline
+            .resolve_query(&packet, src.ip(), Transport::Udp)
+            .await;
+        if !out.is_empty()
+            && let Err(e) = sock.send_to(&out, src).await
+        {
+            tracing::debug!(error = %e, %src, "udp send");
+        }
+        drop(permit);
+    });
 }
 
 /// Serves TCP until `stop`, one task per connection within the cap.
@@ -188,12 +197,21 @@ async fn connection(stream: TcpStream, src: SocketAddr, shared: Shared) -> io::R
     stream.set_nodelay(true)?;
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TCP_PIPELINE_DEPTH);
+    // A client that stops reading must not pin in-flight slots: a write that
+    // makes no progress for the idle timeout closes the connection, which
+    // drops the queue and frees every query waiting on it.
+    let closed = CancellationToken::new();
+    let closing = closed.clone();
+    let idle = shared.tcp_idle_timeout;
     let writer = async move {
+        let _close = closing.drop_guard();
         while let Some(out) = rx.recv().await {
             let mut framed = Vec::with_capacity(out.len() + 2);
             framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
             framed.extend_from_slice(&out);
-            wr.write_all(&framed).await?;
+            tokio::time::timeout(idle, wr.write_all(&framed))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))??;
         }
         wr.shutdown().await
     };
@@ -201,7 +219,7 @@ async fn connection(stream: TcpStream, src: SocketAddr, shared: Shared) -> io::R
     let reader = async move {
         loop {
             let busy = || depth.available_permits() < TCP_PIPELINE_DEPTH;
-            let Some(len) = read_length(&mut rd, &shared, busy).await? else {
+            let Some(len) = read_length(&mut rd, &shared, &closed, busy).await? else {
                 break;
             };
             let mut packet = vec![0u8; len];
@@ -212,8 +230,12 @@ async fn connection(stream: TcpStream, src: SocketAddr, shared: Shared) -> io::R
                 shared.metrics.dropped(DropReason::Overloaded);
                 continue;
             };
-            let Ok(slot) = depth.clone().acquire_owned().await else {
-                break;
+            let slot = tokio::select! {
+                _ = closed.cancelled() => break,
+                s = depth.clone().acquire_owned() => match s {
+                    Ok(s) => s,
+                    Err(_) => break,
+                },
             };
             let (tx, pipeline) = (tx.clone(), shared.pipeline.load_full());
             shared.tracker.spawn(async move {
@@ -236,6 +258,7 @@ async fn connection(stream: TcpStream, src: SocketAddr, shared: Shared) -> io::R
 async fn read_length(
     rd: &mut tokio::net::tcp::OwnedReadHalf,
     shared: &Shared,
+    closed: &CancellationToken,
     busy: impl Fn() -> bool,
 ) -> io::Result<Option<usize>> {
     let mut len = [0u8; 2];
@@ -243,6 +266,7 @@ async fn read_length(
     while got < 2 {
         tokio::select! {
             _ = shared.shutdown.cancelled() => return Ok(None),
+            _ = closed.cancelled() => return Ok(None),
             r = tokio::time::timeout(shared.tcp_idle_timeout, rd.read(&mut len[got..])) => match r {
                 // Idle only counts when no answer is pending (RFC 7766 §6.2.3).
                 Err(_) if got == 0 && busy() => continue,

@@ -371,10 +371,27 @@ impl Pipeline {
             Lookup::Miss => None,
         };
         self.metrics.cache(false, false);
-        let full = if dns64 {
-            self.for_dns64_client(ask).await
-        } else {
-            self.forward(ask).await
+        let work = async {
+            if dns64 {
+                self.for_dns64_client(ask).await
+            } else {
+                self.forward(ask).await
+            }
+        };
+        let full = match &stale {
+            // RFC 8767 §5: with a stale answer at hand, the client need not
+            // wait out every upstream timeout (glibc gives up after 5 s).
+            Some(e) => {
+                tokio::pin!(work);
+                tokio::select! {
+                    full = &mut work => full,
+                    _ = tokio::time::sleep(cache.stale_answer_after()) => {
+                        self.metrics.cache(true, true);
+                        return e.render(now, Some(cache.stale_ttl()));
+                    }
+                }
+            }
+            None => work.await,
         };
         match stale {
             Some(e) if reply_rcode(&full) == rcode::SERVFAIL => {

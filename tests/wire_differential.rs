@@ -301,13 +301,14 @@ proptest! {
         want.answers = h.answers.iter().filter(|r| r.record_type() == RecordType::CNAME).cloned().collect();
         for p in &prefixes {
             for r in &h.answers {
-                if let RData::A(a) = &r.data {
-                    if same_name(&r.name, &end) && r.dns_class == DNSClass::IN {
-                        let ttl = if r.ttl > i32::MAX as u32 { 0 } else { r.ttl };
-                        let mut aaaa = Record::from_rdata(r.name.clone(), ttl.min(cap), RData::AAAA(AAAA(p.embed(a.0))));
-                        aaaa.dns_class = r.dns_class;
-                        want.answers.push(aaaa);
-                    }
+                if let RData::A(a) = &r.data
+                    && same_name(&r.name, &end)
+                    && r.dns_class == DNSClass::IN
+                {
+                    let ttl = if r.ttl > i32::MAX as u32 { 0 } else { r.ttl };
+                    let mut aaaa = Record::from_rdata(r.name.clone(), ttl.min(cap), RData::AAAA(AAAA(p.embed(a.0))));
+                    aaaa.dns_class = r.dns_class;
+                    want.answers.push(aaaa);
                 }
             }
         }
@@ -386,7 +387,7 @@ proptest! {
         let v = Message::parse(&bytes).unwrap();
         let q = v.question().unwrap();
         // The client's spelling of the same name.
-        let client_name = HName::from_ascii(&q.name.to_string().chars().enumerate().map(|(k, c)| {
+        let client_name = HName::from_ascii(q.name.to_string().chars().enumerate().map(|(k, c)| {
             if case >> (k % 64) & 1 == 1 { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() }
         }).collect::<String>()).unwrap();
         let mut client = client_name.to_bytes().unwrap();

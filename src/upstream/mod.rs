@@ -278,8 +278,11 @@ impl Upstream {
     }
 }
 
-/// A reply is ours when it is a response with our ID and our question.
+/// A reply is ours when it is a response with our ID and our question, and
+/// whole: a reply cut short is dropped like a forgery, so a later complete
+/// one (or a retry) can still answer.
 fn acceptable(reply: &[u8], id: u16, question: &[u8]) -> bool {
     Header::new(reply).is_some_and(|h| h.qr() && h.id() == id)
         && wire::same_question(reply, question)
+        && wire::well_formed(reply)
 }

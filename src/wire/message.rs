@@ -299,6 +299,21 @@ impl<'a> Name<'a> {
         Labels(LabelWalk::new(self.buf, self.at))
     }
 
+    /// Where the name's first label is stored: past any pointers the name
+    /// starts with (validated names only point backwards, so this ends).
+    fn resolved(&self) -> usize {
+        let mut at = self.at;
+        for _ in 0..MAX_HOPS {
+            match (self.buf.get(at), self.buf.get(at + 1)) {
+                (Some(&hi), Some(&lo)) if hi >= 0xc0 => {
+                    at = (usize::from(hi & 0x3f) << 8) | usize::from(lo);
+                }
+                _ => break,
+            }
+        }
+        at
+    }
+
     /// True for the root name.
     pub fn is_root(&self) -> bool {
         self.labels().next().is_none()
@@ -312,7 +327,9 @@ impl<'a> Name<'a> {
     /// True when both names are equal ignoring ASCII case (RFC 4343), wherever
     /// each lives and however each is compressed.
     pub fn eq_ignore_case(&self, other: &Name<'_>) -> bool {
-        if std::ptr::eq(self.buf, other.buf) && self.at == other.at {
+        // Fast path: a name stored as a bare pointer is the name it points
+        // at, so two names that lead to the same octets are equal unread.
+        if std::ptr::eq(self.buf, other.buf) && self.resolved() == other.resolved() {
             return true;
         }
         let (mut a, mut b) = (self.labels(), other.labels());
@@ -418,34 +435,6 @@ pub(crate) fn name_layout(rtype: u16) -> Option<NameLayout> {
     })
 }
 
-/// Checks the RDATA at `start..end` of a record of type `t`.
-fn check_rdata(buf: &[u8], t: u16, start: usize, end: usize) -> Result<(), ParseError> {
-    match t {
-        rtype::A if end - start != 4 => return Err(ParseError::BadRdata),
-        rtype::AAAA if end - start != 16 => return Err(ParseError::BadRdata),
-        _ => {}
-    }
-    if let Some(layout) = name_layout(t) {
-        let mut pos = start + layout.prefix;
-        if pos > end {
-            return Err(ParseError::BadRdata);
-        }
-        // The names are read from the RDATA only: a name may not use the
-        // octets after RDLENGTH (a pointer may still reach back anywhere).
-        let rdata_view = &buf[..end];
-        for _ in 0..layout.names {
-            pos = check_name(rdata_view, pos).map_err(|e| match e {
-                ParseError::NameOverrun => ParseError::BadRdata,
-                e => e,
-            })?;
-        }
-        if pos + layout.suffix != end {
-            return Err(ParseError::BadRdata);
-        }
-    }
-    Ok(())
-}
-
 /// Offsets of one record, as read from a buffer; no borrow, so the rewrites
 /// can mutate the buffer between records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -477,28 +466,6 @@ impl RawRr {
             rdata_start,
             rdata_end,
         })
-    }
-
-    /// Reads and fully validates the record at `pos`.
-    fn read_checked(buf: &[u8], pos: usize) -> Result<RawRr, ParseError> {
-        let fixed = check_name(buf, pos)?;
-        let rdlen = usize::from(u16_at(buf, fixed + 8).ok_or(ParseError::RecordOverrun)?);
-        let rdata_start = fixed + 10;
-        let rdata_end = rdata_start + rdlen;
-        if rdata_end > buf.len() {
-            return Err(ParseError::RecordOverrun);
-        }
-        let rr = RawRr {
-            owner: pos,
-            // In bounds: checked through `fixed + 9` above.
-            rtype: u16::from_be_bytes([buf[fixed], buf[fixed + 1]]),
-            class: u16::from_be_bytes([buf[fixed + 2], buf[fixed + 3]]),
-            ttl_at: fixed + 4,
-            rdata_start,
-            rdata_end,
-        };
-        check_rdata(buf, rr.rtype, rdata_start, rdata_end)?;
-        Ok(rr)
     }
 }
 
@@ -712,17 +679,32 @@ pub struct Message<'a> {
     starts: [usize; 4],
     opt: Option<Opt<'a>>,
     exotic: bool,
+    summary: Summary,
 }
 
-/// How many stored names [`Message::parse`] remembers to check where
-/// pointers lead. A few hundred octets on the stack; past it, pointers to
-/// later names count as exotic.
-const MAX_RUNS: usize = 128;
+/// How many stored names [`Message::parse`] remembers to resolve pointers
+/// without walking them. A few hundred octets on the stack; past it,
+/// pointers to later names are walked in full and count as exotic.
+const MAX_RUNS: usize = 64;
 
-/// The stored label runs of the names seen so far, in message order.
+/// The stored part of a name seen earlier: `start..end` holds its labels
+/// (and its root octet when not compressed); `len` is the length of the
+/// whole name from `start`, expanded.
+#[derive(Debug, Clone, Copy, Default)]
+struct Run {
+    start: u16,
+    /// Stored octets (at most 255).
+    stored: u8,
+    /// Expanded length (at most 255).
+    len: u8,
+}
+
+/// The names seen so far, in message order, so that a pointer to one of
+/// them is resolved by a binary search instead of a walk: each name is then
+/// read once, which is what makes [`Message::parse`] fast.
 struct NameRuns {
     n: usize,
-    runs: [(u16, u16); MAX_RUNS],
+    runs: [Run; MAX_RUNS],
     exotic: bool,
 }
 
@@ -730,59 +712,88 @@ impl NameRuns {
     fn new() -> NameRuns {
         NameRuns {
             n: 0,
-            runs: [(0, 0); MAX_RUNS],
+            runs: [Run::default(); MAX_RUNS],
             exotic: false,
         }
     }
 
-    /// Notes the stored part of the (validated) name at `pos`, after
-    /// checking that its pointer, if any, leads to a label boundary of a run
-    /// noted before. Later hops need no check: they end earlier runs, which
-    /// were checked when those were noted.
-    fn note(&mut self, buf: &[u8], pos: usize) {
+    /// Validates the name at `pos`, whose stored octets must end before
+    /// `limit`; returns the offset just past it. A pointer to a label of a
+    /// name seen before needs no walk: that name was validated, lies wholly
+    /// before this one, and its length is known. Any other pointer is walked
+    /// with every rule of [`check_name`] and marks the message exotic.
+    #[inline]
+    fn scan(&mut self, buf: &[u8], pos: usize, limit: usize) -> Result<usize, ParseError> {
+        let buf_in = buf.get(..limit).ok_or(ParseError::NameOverrun)?;
         let mut p = pos;
         loop {
-            match buf.get(p).copied() {
-                Some(0) => return self.push(pos, p + 1),
-                Some(len @ 1..=63) => p += usize::from(len) + 1,
-                Some(hi @ 0xc0..=0xff) => {
-                    let lo = buf.get(p + 1).copied().unwrap_or(0);
-                    let target = (usize::from(hi & 0x3f) << 8) | usize::from(lo);
-                    if !self.is_label(buf, target) {
-                        self.exotic = true;
+            let len = usize::from(*buf_in.get(p).ok_or(ParseError::NameOverrun)?);
+            match len {
+                0 => {
+                    let stored = p + 1 - pos;
+                    if stored > MAX_NAME_LEN {
+                        return Err(ParseError::NameTooLong);
                     }
-                    return self.push(pos, p);
+                    self.push(pos, p + 1, stored);
+                    return Ok(p + 1);
                 }
-                _ => {
-                    self.exotic = true;
-                    return;
+                1..=63 => {
+                    p += len + 1;
+                    if p - pos >= MAX_NAME_LEN {
+                        return Err(ParseError::NameTooLong);
+                    }
                 }
+                0xc0..=0xff => {
+                    let lo = usize::from(*buf_in.get(p + 1).ok_or(ParseError::NameOverrun)?);
+                    let target = ((len & 0x3f) << 8) | lo;
+                    let total = match self.suffix_len(buf, target) {
+                        Some(suffix) => p - pos + suffix,
+                        None => {
+                            // Not a name seen before: validate the long way.
+                            check_name(buf_in, pos)?;
+                            self.exotic = true;
+                            return Ok(p + 2);
+                        }
+                    };
+                    if total > MAX_NAME_LEN {
+                        return Err(ParseError::NameTooLong);
+                    }
+                    self.push(pos, p, total);
+                    return Ok(p + 2);
+                }
+                _ => return Err(ParseError::BadLabel),
             }
         }
     }
 
-    fn push(&mut self, start: usize, end: usize) {
+    fn push(&mut self, start: usize, end: usize, len: usize) {
         if end > start && self.n < MAX_RUNS {
-            // Offsets fit: the message is at most 65535 octets.
-            self.runs[self.n] = (start as u16, end as u16);
+            // Offsets fit: the message is at most 65535 octets, a name 255.
+            self.runs[self.n] = Run {
+                start: start as u16,
+                stored: (end - start) as u8,
+                len: len as u8,
+            };
             self.n += 1;
         }
     }
 
-    /// True when `t` starts a label (or the root) inside a noted run.
-    fn is_label(&self, buf: &[u8], t: usize) -> bool {
-        let i = self.runs[..self.n].partition_point(|r| usize::from(r.0) <= t);
-        let Some(&(start, end)) = self.runs[..i].last() else {
-            return false;
-        };
-        if t >= usize::from(end) {
-            return false;
+    /// When `t` starts a label (or the root) inside a run seen before: the
+    /// expanded length of the name from `t`.
+    #[inline]
+    fn suffix_len(&self, buf: &[u8], t: usize) -> Option<usize> {
+        let i = self.runs[..self.n].partition_point(|r| usize::from(r.start) <= t);
+        let run = self.runs[..i].last()?;
+        let start = usize::from(run.start);
+        let end = start + usize::from(run.stored);
+        if t >= end {
+            return None;
         }
-        let mut p = usize::from(start);
+        let mut p = start;
         while p < t {
-            p += usize::from(buf.get(p).copied().unwrap_or(0xff)) + 1;
+            p += usize::from(*buf.get(p)?) + 1;
         }
-        p == t
+        (p == t).then(|| usize::from(run.len) - (t - start))
     }
 }
 
@@ -797,10 +808,12 @@ impl<'a> Message<'a> {
             return Err(ParseError::TooLong);
         }
         let mut pos = HEADER_LEN;
+        let mut runs = NameRuns::new();
         let question = match h.qdcount() {
             0 => None,
             1 => {
-                let (name, end) = Name::parse(buf, pos)?;
+                let end = runs.scan(buf, pos, buf.len())?;
+                let name = Name { buf, at: pos };
                 let qtype = u16_at(buf, end).ok_or(ParseError::RecordOverrun)?;
                 let qclass = u16_at(buf, end + 2).ok_or(ParseError::RecordOverrun)?;
                 pos = end + 4;
@@ -813,36 +826,77 @@ impl<'a> Message<'a> {
             }
             _ => return Err(ParseError::QuestionCount),
         };
-        let mut runs = NameRuns::new();
-        if question.is_some() {
-            runs.note(buf, HEADER_LEN);
-        }
         let mut starts = [pos; 4];
         let mut opt = None;
+        let mut summary = Summary::default();
         let counts = [h.ancount(), h.nscount(), h.arcount()];
         for (i, &count) in counts.iter().enumerate() {
             starts[i] = pos;
             for _ in 0..count {
-                let rr = RawRr::read_checked(buf, pos)?;
-                if rr.rtype == rtype::OPT {
-                    // RFC 6891 §6.1.1: one OPT, root owner, additional section.
-                    if i != 2 || opt.is_some() || buf[pos] != 0 {
-                        return Err(ParseError::BadOpt);
-                    }
-                    check_options(&buf[rr.rdata_start..rr.rdata_end])?;
-                    opt = Some(Opt {
-                        buf,
-                        at: pos,
-                        end: rr.rdata_end,
-                    });
-                } else {
-                    runs.note(buf, pos);
-                    if let Some(layout) = name_layout(rr.rtype) {
-                        let mut at = rr.rdata_start + layout.prefix;
-                        for _ in 0..layout.names {
-                            runs.note(buf, at);
-                            at = skip_stored_name(buf, at).ok_or(ParseError::BadRdata)?;
+                let fixed = runs.scan(buf, pos, buf.len())?;
+                let rtype = u16_at(buf, fixed).ok_or(ParseError::RecordOverrun)?;
+                let rdlen = usize::from(u16_at(buf, fixed + 8).ok_or(ParseError::RecordOverrun)?);
+                let rr = RawRr {
+                    owner: pos,
+                    rtype,
+                    class: u16_at(buf, fixed + 2).ok_or(ParseError::RecordOverrun)?,
+                    ttl_at: fixed + 4,
+                    rdata_start: fixed + 10,
+                    rdata_end: fixed + 10 + rdlen,
+                };
+                if rr.rdata_end > buf.len() {
+                    return Err(ParseError::RecordOverrun);
+                }
+                match rtype {
+                    rtype::A if rdlen != 4 => return Err(ParseError::BadRdata),
+                    rtype::AAAA if rdlen != 16 => return Err(ParseError::BadRdata),
+                    rtype::OPT => {
+                        // RFC 6891 §6.1.1: one OPT, root owner, additional section.
+                        if i != 2 || opt.is_some() || buf[pos] != 0 {
+                            return Err(ParseError::BadOpt);
                         }
+                        check_options(&buf[rr.rdata_start..rr.rdata_end])?;
+                        opt = Some(Opt {
+                            buf,
+                            at: pos,
+                            end: rr.rdata_end,
+                        });
+                    }
+                    _ => {}
+                }
+                match (i, rtype) {
+                    (_, rtype::A) => summary.a += 1,
+                    (_, rtype::RRSIG)
+                        if rdlen >= 2 && u16_at(buf, rr.rdata_start) == Some(rtype::A) =>
+                    {
+                        summary.a_rrsig += 1;
+                    }
+                    (0, rtype::AAAA) => summary.aaaa += 1,
+                    (0, rtype::CNAME) => summary.cname += 1,
+                    // RFC 2308 §3; the SOA layout check below makes RDATA at
+                    // least 20 octets before this is read by `classify`.
+                    (1, rtype::SOA) if summary.negative_ttl.is_none() && rdlen >= 20 => {
+                        let ttl = u32_at(buf, rr.ttl_at).unwrap_or(0);
+                        let minimum = u32_at(buf, rr.rdata_end - 4).unwrap_or(0);
+                        summary.negative_ttl = Some(ttl.min(minimum));
+                    }
+                    _ => {}
+                }
+                if let Some(layout) = name_layout(rtype) {
+                    // The names must fill the RDATA exactly; their stored
+                    // octets may not run past RDLENGTH.
+                    let mut at = rr.rdata_start + layout.prefix;
+                    if at > rr.rdata_end {
+                        return Err(ParseError::BadRdata);
+                    }
+                    for _ in 0..layout.names {
+                        at = runs.scan(buf, at, rr.rdata_end).map_err(|e| match e {
+                            ParseError::NameOverrun => ParseError::BadRdata,
+                            e => e,
+                        })?;
+                    }
+                    if at + layout.suffix != rr.rdata_end {
+                        return Err(ParseError::BadRdata);
                     }
                 }
                 pos = rr.rdata_end;
@@ -852,12 +906,17 @@ impl<'a> Message<'a> {
         if pos != buf.len() {
             return Err(ParseError::TrailingBytes);
         }
+        let high_rcode = opt.map_or(0, |o: Opt<'_>| u16::from(o.ext_rcode()));
         Ok(Message {
             buf,
             question,
             starts,
             opt,
             exotic: runs.exotic,
+            summary: Summary {
+                rcode: (high_rcode << 4) | h.rcode(),
+                ..summary
+            },
         })
     }
 
@@ -955,25 +1014,9 @@ impl<'a> Message<'a> {
         Some(current)
     }
 
-    /// What a proxy decides on, counted in one pass.
+    /// What a proxy decides on, counted while parsing (no second pass).
     pub fn classify(&self) -> Summary {
-        let mut s = Summary {
-            rcode: self.rcode(),
-            ..Summary::default()
-        };
-        for r in self.records() {
-            match (r.section, r.rtype) {
-                (_, rtype::A) => s.a += 1,
-                (_, rtype::RRSIG) if r.type_covered() == Some(rtype::A) => s.a_rrsig += 1,
-                (Section::Answer, rtype::AAAA) => s.aaaa += 1,
-                (Section::Answer, rtype::CNAME) => s.cname += 1,
-                (Section::Authority, rtype::SOA) if s.negative_ttl.is_none() => {
-                    s.negative_ttl = r.soa_negative_ttl();
-                }
-                _ => {}
-            }
-        }
-        s
+        self.summary
     }
 }
 

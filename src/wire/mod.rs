@@ -431,6 +431,40 @@ pub fn question_end(buf: &[u8]) -> Result<usize, WireError> {
     Ok(end)
 }
 
+/// True when every record of the message lies within the buffer with valid
+/// names, A and AAAA RDATA have their fixed lengths (RFC 1035 §3.4.1, RFC
+/// 3596 §2.2), and nothing trails the last record. A reply cut short in
+/// transit or by a broken upstream fails this and is never passed on.
+pub fn well_formed(buf: &[u8]) -> bool {
+    let Some(h) = Header::new(buf) else {
+        return false;
+    };
+    let mut pos = HEADER_LEN;
+    for _ in 0..h.qdcount() {
+        match skip_name(buf, pos) {
+            Ok(end) if end + 4 <= buf.len() => pos = end + 4,
+            _ => return false,
+        }
+    }
+    let records = u32::from(h.ancount()) + u32::from(h.nscount()) + u32::from(h.arcount());
+    for _ in 0..records {
+        let Ok(rr) = Record::read(buf, pos) else {
+            return false;
+        };
+        let len = rr.rdata.1 - rr.rdata.0;
+        let fixed = match rr.rtype {
+            rtype::A => Some(4),
+            rtype::AAAA => Some(16),
+            _ => None,
+        };
+        if rr.class == 1 && fixed.is_some_and(|f| f != len) {
+            return false;
+        }
+        pos = rr.end();
+    }
+    pos == buf.len()
+}
+
 /// Offset of the OPT record's CLASS (the advertised payload) in any message,
 /// or `None` when it has no OPT or does not parse.
 pub fn opt_class_offset(buf: &[u8]) -> Option<usize> {
@@ -711,6 +745,23 @@ mod tests {
             0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 12, 0, 8, 0, 8, 0, 1, 8, 0, 10, 0, 0, 1,
         ]);
         assert!(matches!(Query::parse(&q), Err(WireError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_message_cut_inside_a_record_or_with_a_short_a_rdata_is_not_well_formed() {
+        let mut r = query(false);
+        r[2] |= 0x80;
+        r[7] = 1; // one answer
+        r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]);
+        assert!(well_formed(&r));
+        assert!(!well_formed(&r[..r.len() - 1]), "cut inside the RDATA");
+        let mut short = r.clone();
+        short[r.len() - 5] = 3; // RDLENGTH 3 for an A record
+        short.pop();
+        assert!(!well_formed(&short));
+        let mut trailing = r.clone();
+        trailing.push(0);
+        assert!(!well_formed(&trailing));
     }
 
     #[test]

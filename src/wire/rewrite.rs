@@ -54,15 +54,16 @@ const MAX_POINTER: usize = 0x3fff;
 /// How many copied label runs a rewrite remembers. Past this, later pointers
 /// into runs not remembered are expanded instead: still correct, just larger.
 /// Stack-allocated so a rewrite never touches the heap.
-const MAX_SPANS: usize = 128;
+const MAX_SPANS: usize = 64;
 
 /// A run of labels copied verbatim: `len` octets at `old` in the input now
 /// live at `new` in the output.
 #[derive(Debug, Clone, Copy, Default)]
 struct Span {
     old: u16,
-    len: u16,
     new: u16,
+    /// At most 255: a run is part of one name.
+    len: u8,
 }
 
 /// The copied runs, sorted by input offset for binary search.
@@ -85,8 +86,8 @@ impl Spans {
         if len == 0 || self.n == MAX_SPANS || new > MAX_POINTER {
             return;
         }
-        let (Ok(old16), Ok(len16), Ok(new16)) =
-            (u16::try_from(old), u16::try_from(len), u16::try_from(new))
+        let (Ok(old16), Ok(len8), Ok(new16)) =
+            (u16::try_from(old), u8::try_from(len), u16::try_from(new))
         else {
             return;
         };
@@ -94,8 +95,8 @@ impl Spans {
         self.items.copy_within(i..self.n, i + 1);
         self.items[i] = Span {
             old: old16,
-            len: len16,
             new: new16,
+            len: len8,
         };
         self.n += 1;
     }
@@ -352,6 +353,7 @@ pub fn synthesize_aaaa(
     }
     let mut made = 0;
     for prefix in prefixes {
+        let (base, at) = embedding(prefix);
         for rr in a_resp.section(Section::Answer) {
             let Some(v4) = rr.ipv4() else { continue };
             if rr.class != q.qclass || !rr.owner().eq_ignore_case(owner) || !allow(v4, prefix) {
@@ -362,7 +364,13 @@ pub fn synthesize_aaaa(
             out.extend_from_slice(&rr.class.to_be_bytes());
             out.extend_from_slice(&sane_ttl(rr.ttl()).min(ttl_cap).to_be_bytes());
             out.extend_from_slice(&16u16.to_be_bytes());
-            out.extend_from_slice(&prefix.embed(v4).octets());
+            // RFC 6052 §2.2, as `Prefix::embed`, written straight into the
+            // output: no 16-octet temporary to build and reload.
+            let rdata = out.len();
+            out.extend_from_slice(&base);
+            for (i, octet) in at.into_iter().zip(v4.octets()) {
+                out[rdata + i] = octet;
+            }
             made += 1;
         }
     }
@@ -374,6 +382,24 @@ pub fn synthesize_aaaa(
     }
     finish(out, [1, answers, 0, additional])?;
     Ok(made)
+}
+
+/// The prefix octets and where the four IPv4 octets go under it (RFC 6052
+/// §2.2): consecutive from the end of the prefix, skipping octet 8 (bits
+/// 64..71, the "u" octet, which stays zero). Checked against
+/// [`Prefix::embed`] for every length in the tests.
+fn embedding(prefix: &Prefix) -> ([u8; 16], [usize; 4]) {
+    let mut at = [0; 4];
+    let mut i = usize::from(prefix.len() / 8);
+    for slot in &mut at {
+        if i == 8 {
+            i += 1;
+        }
+        // At most 15: the longest prefix, /96, puts the octets at 12..16.
+        *slot = i.min(15);
+        i += 1;
+    }
+    (prefix.net().addr().octets(), at)
 }
 
 /// DNAME (RFC 6672), part of a chain like CNAME.
@@ -926,6 +952,27 @@ mod tests {
         set_message_id(&mut reply, 7).unwrap();
         assert_eq!(&reply[..2], &[0, 7]);
         assert!(set_message_id(&mut [0u8; 1], 7).is_err());
+    }
+
+    #[test]
+    fn embedding_matches_prefix_embed_for_every_rfc6052_length() {
+        let v4 = Ipv4Addr::new(192, 0, 2, 33);
+        for s in [
+            "2001:db8::/32",
+            "2001:db8:100::/40",
+            "2001:db8:122::/48",
+            "2001:db8:122:300::/56",
+            "2001:db8:122:344::/64",
+            "2001:db8:122:344::/96",
+            "64:ff9b::/96",
+        ] {
+            let prefix = p(s);
+            let (mut octets, at) = embedding(&prefix);
+            for (i, o) in at.into_iter().zip(v4.octets()) {
+                octets[i] = o;
+            }
+            assert_eq!(std::net::Ipv6Addr::from(octets), prefix.embed(v4), "{s}");
+        }
     }
 
     /// Fuzz finding 1: a pointer to a name whose labels ran past the pointer

@@ -306,3 +306,143 @@ async fn sigterm_answers_in_flight_queries_then_exits() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// An upstream timeout well above the delays the load tests inject.
+const PATIENT_UPSTREAM: &str = "[upstream]\ntimeout = \"2s\"\nattempts = 1";
+
+/// Sends `queries` over UDP at once, each from its own socket; the tasks yield
+/// the raw replies (`None`: no reply within `wait`).
+fn udp_in_flight(
+    addr: SocketAddr,
+    queries: Vec<crate::support::Q>,
+    wait: Duration,
+) -> Vec<tokio::task::JoinHandle<Option<Vec<u8>>>> {
+    queries
+        .into_iter()
+        .map(|query| {
+            tokio::spawn(async move { client::udp_maybe(addr, &query.bytes(), wait).await })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_under_load_answers_every_query_already_received_then_exits() {
+    let upstream = Upstream::start().await;
+    let running = Running::start(
+        &upstream,
+        &format!("{DNS64_ON_LOOPBACK}\n{PATIENT_UPSTREAM}"),
+    )
+    .await;
+    upstream.on_all(
+        Some(RecordType::TXT),
+        Action::Delay(Duration::from_millis(400)),
+    );
+    const UDP: usize = 150;
+    const TCP: usize = 10;
+    let names: Vec<String> = (0..UDP + TCP)
+        .map(|i| format!("load{i}.dual.example."))
+        .collect();
+    let udp = udp_in_flight(
+        running.addr,
+        names[..UDP].iter().map(|n| q(n, RecordType::TXT)).collect(),
+        Duration::from_secs(4),
+    );
+    let mut conn = client::TcpClient::connect(running.addr).await;
+    for name in &names[UDP..] {
+        conn.send(&q(name, RecordType::TXT).bytes()).await;
+    }
+    // Every query has reached the upstream: dns64d holds them all in flight.
+    let started = Instant::now();
+    while upstream
+        .seen()
+        .iter()
+        .filter(|s| s.qtype() == RecordType::TXT)
+        .count()
+        < UDP + TCP
+    {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "queries never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    running.signal("TERM");
+    for task in udp {
+        let raw = task
+            .await
+            .expect("client task")
+            .expect("a UDP query in flight at SIGTERM was answered");
+        assert_eq!(
+            crate::support::Reply::parse(raw).rcode(),
+            ResponseCode::NXDomain
+        );
+    }
+    for _ in 0..TCP {
+        let reply = conn.recv().await;
+        assert_eq!(reply.rcode(), ResponseCode::NXDomain, "{:?}", reply.msg);
+    }
+    let mut running = running;
+    let started = Instant::now();
+    loop {
+        if let Some(status) = running.exited() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "still running after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_under_load_changes_the_prefix_and_loses_no_query() {
+    let upstream = Upstream::start().await;
+    let running = Running::start(
+        &upstream,
+        &format!("{DNS64_ON_LOOPBACK}\n{PATIENT_UPSTREAM}"),
+    )
+    .await;
+    upstream.on(
+        zone::A_ONLY,
+        Some(RecordType::A),
+        Action::Delay(Duration::from_millis(300)),
+    );
+    let aaaa = |n| (0..n).map(|_| q(zone::A_ONLY, RecordType::AAAA)).collect();
+    let before = udp_in_flight(running.addr, aaaa(150), Duration::from_secs(4));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let nsp = format!("{DNS64_ON_LOOPBACK}\nprefixes = [\"2001:db8:64::/96\"]\n{PATIENT_UPSTREAM}");
+    running.rewrite_config(&upstream, &nsp);
+    running.signal("HUP");
+    let during = udp_in_flight(running.addr, aaaa(150), Duration::from_secs(4));
+    let wkp: Vec<_> = zone::A_ONLY_ADDRS
+        .iter()
+        .map(|(a, _)| crate::support::wkp(*a))
+        .collect();
+    let nsp_addrs: Vec<_> = zone::A_ONLY_ADDRS
+        .iter()
+        .map(|(a, _)| crate::support::under96([0x2001, 0xdb8, 0x64, 0, 0, 0], *a))
+        .collect();
+    for task in before.into_iter().chain(during) {
+        let raw = task
+            .await
+            .expect("client task")
+            .expect("every query sent around the SIGHUP is answered");
+        let got = crate::support::Reply::parse(raw).aaaa();
+        assert!(
+            got == wkp || got == nsp_addrs,
+            "an answer under no single prefix: {got:?}"
+        );
+    }
+    let started = Instant::now();
+    loop {
+        let reply = client::udp(running.addr, &q(zone::A_ONLY, RecordType::AAAA).bytes()).await;
+        if reply.aaaa() == nsp_addrs {
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "new prefix not in effect after SIGHUP:\n{}",
+            running.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

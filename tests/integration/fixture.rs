@@ -68,3 +68,53 @@ async fn fake_upstream_sends_a_forged_reply_before_the_real_one() {
         .expect("a forged reply");
     assert_ne!(raw[..2], query.bytes()[..2]);
 }
+
+#[tokio::test]
+async fn fake_upstream_rules_for_the_next_queries_expire_and_drop_one_in_n_alternates() {
+    let upstream = Upstream::start().await;
+    upstream.on_next(zone::DUAL, None, Action::Rcode(ResponseCode::Refused), 1);
+    let query = q(zone::DUAL, RecordType::TXT).bytes();
+    let first = client::udp(upstream.addr(), &query).await;
+    assert_eq!(first.rcode(), ResponseCode::Refused);
+    let second = client::udp(upstream.addr(), &query).await;
+    assert_eq!(second.rcode(), ResponseCode::NoError, "the rule expired");
+    upstream.on_all(None, Action::DropOneIn(2));
+    let answered: Vec<bool> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            v.push(
+                client::udp_maybe(upstream.addr(), &query, client::SILENCE)
+                    .await
+                    .is_some(),
+            );
+        }
+        v
+    };
+    assert_eq!(answered, vec![false, true, false, true]);
+}
+
+#[tokio::test]
+async fn fake_upstream_chops_a_reply_after_its_question_and_cuts_tcp_mid_message() {
+    let upstream = Upstream::start().await;
+    upstream.on(zone::DUAL, None, Action::Chopped { then_answer: false });
+    let query = q(zone::DUAL, RecordType::TXT).bytes();
+    let raw = client::udp_maybe(upstream.addr(), &query, client::SILENCE)
+        .await
+        .expect("a chopped reply");
+    assert_eq!(raw[..2], query[..2], "the right ID");
+    assert_eq!(question_bytes(&raw), question_bytes(&query), "the question");
+    assert!(
+        hickory_proto::op::Message::from_vec(&raw).is_err(),
+        "records cut off"
+    );
+    upstream.on(zone::BIG_TXT, None, Action::Cut);
+    let big = q(zone::BIG_TXT, RecordType::TXT).bytes();
+    assert!(client::udp(upstream.addr(), &big).await.tc(), "TC over UDP");
+    let mut conn = client::TcpClient::connect(upstream.addr()).await;
+    conn.send(&big).await;
+    assert_eq!(
+        conn.recv_within(client::SILENCE).await,
+        None,
+        "cut over TCP"
+    );
+}

@@ -36,3 +36,13 @@ mod binary;
 
 /// §9 metrics scrape, /health and /ready.
 mod metrics;
+
+/// The answer cache: hits, TTLs, negative caching, clamps, separation, serve-stale.
+mod cache;
+
+/// Operations: the scrape parsed, /ready, POST /reload, reloads under load.
+mod operations;
+
+/// Reliability: upstream faults, forgeries, dead upstreams, hostile clients,
+/// amplification and the rate limit.
+mod faults;

@@ -284,6 +284,11 @@ impl TcpClient {
         TcpClient { stream }
     }
 
+    /// Wraps a connection the test opened (and maybe wrote to) itself.
+    pub fn from_stream(stream: TcpStream) -> TcpClient {
+        TcpClient { stream }
+    }
+
     /// Sends one length-prefixed message.
     pub async fn send(&mut self, packet: &[u8]) {
         let mut frame = u16::try_from(packet.len())
@@ -322,5 +327,67 @@ impl TcpClient {
             tokio::time::timeout(wait, self.stream.read(&mut byte)).await,
             Ok(Ok(0)) | Ok(Err(_))
         )
+    }
+}
+
+/// Sends `packet` over UDP from a fresh socket bound to `source` (any 127.0.0.0/8
+/// address: another client of the same machine) and returns the reply, if one
+/// arrives within `wait`.
+pub async fn udp_from(
+    source: std::net::IpAddr,
+    server: SocketAddr,
+    packet: &[u8],
+    wait: Duration,
+) -> Option<Vec<u8>> {
+    let socket = UdpSocket::bind((source, 0))
+        .await
+        .expect("bind client socket");
+    socket.connect(server).await.expect("connect");
+    socket.send(packet).await.expect("send");
+    let mut buf = vec![0u8; 65535];
+    match tokio::time::timeout(wait, socket.recv(&mut buf)).await {
+        Ok(Ok(len)) => Some(buf[..len].to_vec()),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => None,
+        Ok(Err(e)) => panic!("UDP receive failed: {e}"),
+        Err(_) => None,
+    }
+}
+
+/// Sends every packet of `packets` from one UDP socket bound to `source`, back to
+/// back, then collects replies until none has come for `quiet`.
+pub async fn udp_burst(
+    source: std::net::IpAddr,
+    server: SocketAddr,
+    packets: &[Vec<u8>],
+    quiet: Duration,
+) -> Vec<Reply> {
+    let socket = UdpSocket::bind((source, 0))
+        .await
+        .expect("bind client socket");
+    socket.connect(server).await.expect("connect");
+    for packet in packets {
+        socket.send(packet).await.expect("send");
+    }
+    let mut replies = Vec::new();
+    let mut buf = vec![0u8; 65535];
+    while let Ok(Ok(len)) = tokio::time::timeout(quiet, socket.recv(&mut buf)).await {
+        replies.push(Reply::parse(buf[..len].to_vec()));
+    }
+    replies
+}
+
+impl Reply {
+    /// Every TTL of the answer and authority sections.
+    pub fn ttls(&self) -> Vec<u32> {
+        self.msg
+            .answers
+            .iter()
+            .chain(&self.msg.authorities)
+            .map(|r| r.ttl)
+            .collect()
+    }
+
+    pub fn id(&self) -> u16 {
+        self.msg.metadata.id
     }
 }

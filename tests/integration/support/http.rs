@@ -11,9 +11,22 @@ use super::client::RECEIVE_TIMEOUT;
 
 /// GETs `path` from `addr`; returns the status code and the body.
 pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    request(addr, "GET", path).await
+}
+
+/// POSTs an empty body to `path` on `addr`; returns the status code and the body.
+pub async fn post(addr: SocketAddr, path: &str) -> (u16, String) {
+    request(addr, "POST", path).await
+}
+
+/// Sends one `method` request for `path` without a body; returns the status code
+/// and the body.
+pub async fn request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
         stream.write_all(request.as_bytes()).await.expect("send");
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await.expect("read");
@@ -21,7 +34,7 @@ pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     };
     let response = tokio::time::timeout(RECEIVE_TIMEOUT, exchange)
         .await
-        .unwrap_or_else(|_| panic!("GET {path} timed out"));
+        .unwrap_or_else(|_| panic!("{method} {path} timed out"));
     let text = String::from_utf8(response).expect("UTF-8 response");
     let (head, body) = text.split_once("\r\n\r\n").expect("HTTP head and body");
     let status = head

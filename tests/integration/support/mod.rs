@@ -10,9 +10,14 @@ pub mod upstream;
 pub mod zone;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use dns64d::app::Server;
+use dns64d::app::{Handle, Server};
 use dns64d::config::Config;
+use dns64d::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
 pub use client::{Q, Reply, q};
@@ -70,11 +75,54 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
 
 /// dns64d running in-process against its own fake upstream; stops when dropped.
 pub struct Dns64d {
+    /// The first bound listen address.
     pub addr: SocketAddr,
     /// The metrics / health / ready endpoint, when `server.metrics` is set.
     pub metrics: Option<SocketAddr>,
     pub upstream: Upstream,
+    /// Reloads and readiness of the running server.
+    pub handle: Handle,
+    /// The server's counters, read without HTTP.
+    pub counters: Arc<Metrics>,
+    /// The config file the server reloads from, if started with one.
+    pub config_file: Option<TempFile>,
     shutdown: CancellationToken,
+}
+
+/// A file in the temp directory, removed when dropped.
+pub struct TempFile(PathBuf);
+
+impl TempFile {
+    pub fn new(contents: &str) -> TempFile {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "dns64d-support-{}-{}.toml",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, contents).expect("write temp file");
+        TempFile(path)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    pub fn write(&self, contents: &str) {
+        std::fs::write(&self.0, contents).expect("rewrite temp file");
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Parses a config the test wrote, or panics showing it.
+pub fn parse_config(toml: &str) -> Config {
+    Config::from_toml(toml)
+        .unwrap_or_else(|e| panic!("config rejected: {e}\n--- config ---\n{toml}"))
 }
 
 impl Drop for Dns64d {
@@ -92,16 +140,29 @@ impl Dns64d {
     /// Starts dns64d against `upstream` with [`BASE_CONFIG`] plus `overrides`.
     pub async fn start_with(upstream: Upstream, overrides: &str) -> Dns64d {
         let toml = config_toml(upstream.addr(), overrides);
-        let config = Config::from_toml(&toml)
-            .unwrap_or_else(|e| panic!("config rejected: {e}\n--- config ---\n{toml}"));
+        let d = Dns64d::launch(upstream, &toml, false).await;
+        assert_eq!(
+            d.handle.local_addrs().len(),
+            1,
+            "one listen address configured"
+        );
+        d
+    }
+
+    /// Starts dns64d against `upstream` with exactly the config `toml`; with
+    /// `from_file`, the config is written to a file the server reloads from.
+    pub async fn launch(upstream: Upstream, toml: &str, from_file: bool) -> Dns64d {
+        let config = parse_config(toml);
+        let config_file = from_file.then(|| TempFile::new(toml));
         let server = Server::bind(config)
             .await
-            .unwrap_or_else(|e| panic!("dns64d failed to start: {e}"));
-        let addrs = server.local_addrs();
-        assert_eq!(addrs.len(), 1, "one listen address configured");
-        let addr = addrs[0];
+            .unwrap_or_else(|e| panic!("dns64d failed to start: {e}"))
+            .with_config_path(config_file.as_ref().map(|f| f.path().to_path_buf()));
+        let addr = server.local_addrs()[0];
         let metrics = server.metrics_addr();
         assert!(addr.ip().is_loopback(), "tests only use 127.0.0.1");
+        let handle = server.handle();
+        let counters = server.metrics();
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         tokio::spawn(async move { server.run(token).await });
@@ -109,7 +170,37 @@ impl Dns64d {
             addr,
             metrics,
             upstream,
+            handle,
+            counters,
+            config_file,
             shutdown,
+        }
+    }
+
+    /// A counter or gauge by series (`name{label="value"}`), summed.
+    pub fn counter(&self, series: &str) -> u64 {
+        self.counters.value(series)
+    }
+
+    /// Waits until `series` reads `want` (counters for unanswered packets, and
+    /// gauges of finishing tasks, settle just after the client stops waiting).
+    #[track_caller]
+    pub fn settles(&self, series: &str, want: u64) -> impl std::future::Future<Output = ()> + '_ {
+        let caller = std::panic::Location::caller();
+        let series = series.to_string();
+        async move {
+            let started = Instant::now();
+            loop {
+                let got = self.counter(&series);
+                if got == want {
+                    return;
+                }
+                assert!(
+                    started.elapsed() < SETTLE,
+                    "{series} is {got}, not {want}, after {SETTLE:?} (asserted at {caller})"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
     }
 
@@ -126,6 +217,9 @@ impl Dns64d {
         client::udp_maybe(self.addr, packet, client::SILENCE).await
     }
 }
+
+/// How long a counter or gauge may take to settle after the traffic that moves it.
+pub const SETTLE: Duration = Duration::from_secs(5);
 
 /// The RFC 6052 embedding of `v4` under the well-known prefix 64:ff9b::/96, computed
 /// independently of dns64d.

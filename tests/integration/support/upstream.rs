@@ -60,12 +60,37 @@ pub enum Action {
     /// Send the forged answer, with the right ID, from another socket; then, if
     /// `then_answer`, the real answer from the right one. (UDP only; TCP answers.)
     Spoof { then_answer: bool },
+    /// Send `forgeries` forged answers with wrong IDs from the upstream socket and
+    /// as many with the right ID from another socket, then the real answer. (UDP
+    /// only; TCP answers.)
+    Flood { forgeries: u16 },
+    /// Send the real answer twice.
+    Twice,
+    /// Over UDP, send the whole answer even when it is larger than the query
+    /// allows (512 bytes, or its EDNS payload size); TCP answers as usual.
+    Oversize,
+    /// Over TCP, the full length prefix and the first half of the answer, then
+    /// close the connection; over UDP, an empty answer with TC=1 (so the asker
+    /// comes back over TCP).
+    Cut,
+    /// Over UDP, the first half of the real answer (right ID and question, the
+    /// records cut off); then, if `then_answer`, the real answer. TCP answers.
+    Chopped { then_answer: bool },
+    /// Drop the first matching query and every `n`th after it; answer the rest.
+    DropOneIn(u32),
+    /// Over UDP, an empty answer with TC=1 whatever its size (so the asker comes
+    /// back over TCP); over TCP, the answer.
+    Truncated,
 }
 
 struct Rule {
     name: Option<Name>,
     qtype: Option<RecordType>,
     action: Action,
+    /// How many more queries the rule applies to; `None`: forever.
+    remaining: Option<u32>,
+    /// How many queries the rule has matched.
+    matched: u32,
 }
 
 /// One query as the fake upstream received it.
@@ -123,6 +148,15 @@ impl Upstream {
     /// Binds UDP and TCP on one port of 127.0.0.1 and starts answering.
     pub async fn start() -> Upstream {
         let (udp, tcp) = bind_pair().await;
+        Upstream::serve(udp, tcp).await
+    }
+
+    /// Starts answering on sockets reserved earlier with [`Reserved::new`].
+    pub async fn start_on(reserved: Reserved) -> Upstream {
+        Upstream::serve(reserved.udp, reserved.tcp).await
+    }
+
+    async fn serve(udp: UdpSocket, tcp: TcpListener) -> Upstream {
         let addr = udp.local_addr().expect("bound");
         let spoof_socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
             .await
@@ -165,6 +199,21 @@ impl Upstream {
             name: Some(name),
             qtype,
             action,
+            remaining: None,
+            matched: 0,
+        });
+    }
+
+    /// Like [`Upstream::on`], for the next `times` matching queries only; then
+    /// the rules below it apply again.
+    pub fn on_next(&self, name: &str, qtype: Option<RecordType>, action: Action, times: u32) {
+        let name = Name::from_ascii(name).expect("valid rule name");
+        self.push_rule(Rule {
+            name: Some(name),
+            qtype,
+            action,
+            remaining: Some(times),
+            matched: 0,
         });
     }
 
@@ -174,6 +223,8 @@ impl Upstream {
             name: None,
             qtype,
             action,
+            remaining: None,
+            matched: 0,
         });
     }
 
@@ -207,6 +258,32 @@ impl Upstream {
     }
 }
 
+/// UDP and TCP bound on one port of 127.0.0.1 with nobody reading or accepting
+/// yet: an upstream that does not answer until [`Upstream::start_on`] serves
+/// them. Holding the sockets keeps anyone else from taking the port meanwhile.
+pub struct Reserved {
+    udp: UdpSocket,
+    tcp: TcpListener,
+}
+
+impl Reserved {
+    pub async fn new() -> Reserved {
+        let (udp, tcp) = bind_pair().await;
+        Reserved { udp, tcp }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.udp.local_addr().expect("bound")
+    }
+}
+
+/// A port of 127.0.0.1 free for UDP and TCP right now, and nobody listening on it
+/// (for an upstream that never answers: queries to it are refused).
+pub async fn free_port() -> u16 {
+    let (udp, _tcp) = bind_pair().await;
+    udp.local_addr().expect("bound").port()
+}
+
 async fn bind_pair() -> (UdpSocket, TcpListener) {
     for _ in 0..50 {
         let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
@@ -232,14 +309,25 @@ impl Shared {
             }
         };
         let query = &message.queries[0];
-        let action = state
-            .rules
-            .iter()
-            .find(|r| {
-                r.name.as_ref().is_none_or(|n| n == &query.name)
-                    && r.qtype.is_none_or(|t| t == query.query_type)
-            })
-            .map_or(Action::Answer, |r| r.action);
+        let rule = state.rules.iter_mut().find(|r| {
+            r.remaining != Some(0)
+                && r.name.as_ref().is_none_or(|n| n == &query.name)
+                && r.qtype.is_none_or(|t| t == query.query_type)
+        });
+        let action = match rule {
+            Some(rule) => {
+                if let Some(n) = &mut rule.remaining {
+                    *n -= 1;
+                }
+                rule.matched += 1;
+                match rule.action {
+                    Action::DropOneIn(n) if (rule.matched - 1) % n.max(1) == 0 => Action::Drop,
+                    Action::DropOneIn(_) => Action::Answer,
+                    action => action,
+                }
+            }
+            None => Action::Answer,
+        };
         state.seen.push(Seen {
             transport,
             source,
@@ -273,6 +361,8 @@ impl Shared {
         let bytes = reply.to_vec().expect("encode");
         let limit = match (&query.edns, transport) {
             (_, Transport::Tcp) => usize::MAX,
+            _ if matches!(action, Action::Oversize) => usize::MAX,
+            _ if matches!(action, Action::Truncated | Action::Cut) => 0,
             (Some(edns), Transport::Udp) => usize::from(edns.max_payload().max(512)),
             (None, Transport::Udp) => 512,
         };
@@ -337,6 +427,12 @@ fn garbage(id: u16) -> Vec<u8> {
     bytes
 }
 
+/// `reply` with its header and question intact and its records cut in the middle.
+fn chopped(reply: &[u8]) -> Vec<u8> {
+    let question_end = 12 + super::client::question_bytes(reply).len();
+    reply[..question_end + (reply.len() - question_end) / 2].to_vec()
+}
+
 struct Plan {
     message: Message,
     action: Action,
@@ -385,7 +481,27 @@ async fn serve_udp(socket: Arc<UdpSocket>, shared: Arc<Shared>, shutdown: Cancel
                     }
                     return;
                 }
-                Action::Answer | Action::Rcode(_) | Action::RcodeWithRecords(_) => None,
+                Action::Flood { forgeries } => {
+                    for i in 0..forgeries {
+                        let wrong = id.wrapping_add(1).wrapping_add(i);
+                        let _ = socket.send_to(&forged(query, wrong), source).await;
+                        let _ = shared
+                            .spoof_socket
+                            .send_to(&forged(query, id), source)
+                            .await;
+                    }
+                    tokio::time::sleep(FORGERY_LEAD).await;
+                    None
+                }
+                Action::Twice => Some((real.clone(), true)),
+                Action::Chopped { then_answer } => Some((chopped(&real), then_answer)),
+                Action::Answer
+                | Action::Cut
+                | Action::DropOneIn(_)
+                | Action::Rcode(_)
+                | Action::RcodeWithRecords(_)
+                | Action::Oversize
+                | Action::Truncated => None,
             };
             if let Some((bad, then_answer)) = first {
                 let _ = socket.send_to(&bad, source).await;
@@ -455,7 +571,22 @@ async fn serve_tcp_connection(
                 Action::Garbage { .. } => frames.push(garbage(id)),
                 Action::WrongId { .. } => frames.push(forged(query, id.wrapping_add(1))),
                 Action::WrongQuestion { .. } => frames.push(forged_question(query)),
+                Action::Cut => {
+                    let real = shared.reply(query, plan.action, Transport::Tcp);
+                    let mut out = (real.len() as u16).to_be_bytes().to_vec();
+                    out.extend_from_slice(&real[..real.len() / 2]);
+                    let mut writer = writer.lock().await;
+                    let _ = writer.write_all(&out).await;
+                    let _ = writer.shutdown().await;
+                    return;
+                }
+                Action::Twice => frames.push(shared.reply(query, plan.action, Transport::Tcp)),
                 Action::Spoof { .. }
+                | Action::Flood { .. }
+                | Action::Chopped { .. }
+                | Action::DropOneIn(_)
+                | Action::Oversize
+                | Action::Truncated
                 | Action::Answer
                 | Action::Rcode(_)
                 | Action::RcodeWithRecords(_) => {}

@@ -124,6 +124,16 @@ pub const RFC6052_PTR: &str = "33.2.0.192.in-addr.arpa.";
 pub const EXTRA_A: &str = "extra-a.example.";
 pub const EXTRA_A_AAAA: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x99);
 
+/// TXT "short" with TTL 1 and A 192.0.2.111 with TTL 1: expires from a cache
+/// within a test's patience.
+pub const SHORT_TTL: &str = "short-ttl.example.";
+/// TXT only; its negative answers (MX, say) carry an SOA with TTL 1 and MINIMUM
+/// 3600: negative TTL min(1, 3600) = 1 (RFC 2308 §5).
+pub const SHORT_NODATA: &str = "short-nodata.example.";
+/// Not in the zone: NXDOMAIN with an SOA of TTL 3600 and MINIMUM 1: negative
+/// TTL min(3600, 1) = 1.
+pub const SHORT_NXDOMAIN: &str = "short-nxdomain.example.";
+
 /// The question name that replies with a forged question carry.
 pub const FORGED_QNAME: &str = "forged.example.";
 /// The address that forged replies (wrong ID, spoofed source) carry for A queries.
@@ -251,6 +261,15 @@ impl Zone {
         ));
         z.a(SIGNED, 300, SIGNED_A);
         z.signed.push(name(SIGNED));
+        z.add(SHORT_TTL, 1, RData::TXT(TXT::new(vec!["short".into()])));
+        z.a(SHORT_TTL, 1, Ipv4Addr::new(192, 0, 2, 111));
+        z.add(
+            SHORT_NODATA,
+            300,
+            RData::TXT(TXT::new(vec!["nodata".into()])),
+        );
+        z.negative(SHORT_NODATA, 1, 3600);
+        z.negative(SHORT_NXDOMAIN, 3600, 1);
         z
     }
 
