@@ -59,4 +59,43 @@ for f in config/node-local.toml "$work/dns64d.toml"; do
   echo "ok: $f serves ($answer)"
   port=$((port + 2))
 done
+echo "-- runs without root: a high port as nobody, port 53 with only CAP_NET_BIND_SERVICE"
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+  install -m 0755 "$bin" "$work/dns64d-nonroot"
+  chmod 0755 "$work"
+  for case in "high 127.0.0.1 $((port + 7))" "low 127.0.0.153 53"; do
+    set -- $case
+    caps=()
+    [ "$1" = low ] && caps=(--inh-caps=+net_bind_service --ambient-caps=+net_bind_service)
+    cat > "$work/nonroot-$1.toml" <<CONF
+[server]
+listen = ["$2:$3"]
+metrics = ""
+[upstream]
+servers = ["127.0.0.1:9"]
+[dns64]
+clients = ["127.0.0.0/8"]
+CONF
+    chmod 0644 "$work/nonroot-$1.toml"
+    setpriv --reuid=65534 --regid=65534 --clear-groups "${caps[@]}" \
+      "$work/dns64d-nonroot" --config "$work/nonroot-$1.toml" >"$work/nonroot.log" 2>&1 &
+    pids+=($!)
+    answer=""
+    for _ in $(seq 50); do
+      answer=$(dig @"$2" -p "$3" +short +time=1 +tries=1 AAAA ipv4only.arpa 2>/dev/null | sort | head -1)
+      [ -n "$answer" ] && break; sleep 0.1
+    done
+    [ "$answer" = "64:ff9b::c000:aa" ] || { echo "FAIL: non-root ($1 port) answered '$answer'"; cat "$work/nonroot.log"; exit 1; }
+    kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || true
+    echo "ok: uid 65534 serves on $2:$3 (${1} port${caps:+, CAP_NET_BIND_SERVICE only})"
+  done
+  if setpriv --reuid=65534 --regid=65534 --clear-groups "$work/dns64d-nonroot" --config "$work/nonroot-low.toml" \
+      >"$work/nonroot.log" 2>&1; then
+    echo "FAIL: port 53 without CAP_NET_BIND_SERVICE started"; exit 1
+  fi
+  grep -q 'server.listen' "$work/nonroot.log" || { echo "FAIL: no clear error"; cat "$work/nonroot.log"; exit 1; }
+  echo "ok: without the capability, port 53 fails with: $(grep -o 'cannot listen.*' "$work/nonroot.log" | head -1)"
+else
+  echo "skipped: needs root and setpriv to drop privileges"
+fi
 echo "deploy checks passed"
