@@ -119,7 +119,7 @@ def table(rows, mode, mix):
     if not systems:
         return ""
     has_ub = "unbound" in systems
-    out = ["| system | q/CPU-s (median) | × Unbound (q/CPU-s) | QPS | × Unbound (QPS) | server CPU busy | knotd CPU | lost | p50 ms @%s | p99 ms | peak RSS MB | reps |" % "rate",
+    out = ["| system | q/CPU-s (median) | × Unbound (q/CPU-s) | QPS | × Unbound (QPS) | server CPU busy | knotd CPU | lost | paced p50 ms | paced p99 ms | peak RSS MB | reps |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in systems:
         rs = [r for r in sel if r["system"] == s]
@@ -211,7 +211,7 @@ def report(resdir, outpath):
                 t = table(rows, mode, mix)
                 if t:
                     L.append("## %s — %s\n" % (mode.capitalize(), MIX_NAMES[mix]))
-                    L.append(t.replace("@rate", "") + "\n")
+                    L.append(t + "\n")
         L.append("Columns: *q/CPU-s* answered queries per second of server CPU (all threads); "
                  "*QPS* dnsperf's completed queries per second at saturation (100 outstanding); "
                  "*server CPU busy* the server's CPU time over wall time during that run (≈100%: the "
@@ -225,10 +225,21 @@ def report(resdir, outpath):
     profs = []
     for mix in ("synth", "pod", "pass"):
         p = readf(os.path.join(resdir, "profile-cold-%s.txt" % mix)).rstrip()
-        if p:
-            profs.append("### cold %s (self time, top symbols)\n\n```\n%s\n```\n" % (mix, "\n".join(p.splitlines()[:25])))
+        if not p:
+            continue
+        dso = readf(os.path.join(resdir, "profile-cold-%s-dso.txt" % mix)).rstrip()
+        ch = readf(os.path.join(resdir, "profile-cold-%s-children.txt" % mix)).rstrip()
+        part = "### cold %s\n\nCPU by object:\n\n```\n%s\n```\n\nSelf time, top symbols:\n\n```\n%s\n```\n" % (
+            mix, "\n".join(dso.splitlines()[:4]), "\n".join(p.splitlines()[:20]))
+        if ch:
+            keep = [l for l in ch.splitlines() if any(k in l for k in INCLUSIVE_KEYS)][:24]
+            part += "\nInclusive time (children), selected frames:\n\n```\n%s\n```\n" % "\n".join(keep)
+        profs.append(part)
     if profs:
-        L.append("## Profile of dns64d (`perf record -g`, cold runs)\n")
+        L.append("## Profile of dns64d (`perf record --call-graph dwarf`, cold runs, `--profile`)\n")
+        L.append("Sampled with the cpu-clock event (no hardware PMU in this VM): time spent with interrupts "
+                 "disabled shows up where they are re-enabled (`_raw_spin_unlock_irqrestore`, "
+                 "`finish_task_switch`).\n")
         L.extend(profs)
     L.append("## Versions and machine\n")
     L.append("```\n%s\n```\n" % (versions or "(unknown)"))
@@ -246,6 +257,11 @@ def report(resdir, outpath):
     with open(outpath, "w") as f:
         f.write("\n".join(L))
 
+
+INCLUSIVE_KEYS = ("Upstream::query", "Pipeline::", "__libc_send", "__libc_sendto", "memset",
+                  "exc_page_fault", "bind_addr", "drop_in_place<tokio::net::udp", "_int_malloc",
+                  "sock_def_readable", "__x64_sys_close", "__sys_socket", "epoll_ctl", "hickory",
+                  "Cache::get", "__sys_connect")
 
 REFERENCE = """\
 ## Reference points and targets
@@ -286,7 +302,10 @@ CAVEATS = """\
 - Latency comes from a separate paced run (fixed rate, far below saturation) on the
   same server instance; in cold mode its names are disjoint from the saturating run's.
   p99 over a few thousand samples is noisy in the tenths of a millisecond: compare
-  orders of magnitude, not the third decimal.
+  orders of magnitude, not the third decimal. During the paced run only, the server's
+  threads, knotd and dnsperf run `SCHED_FIFO` (`chrt -f 10`), so that the time slices
+  of other work on the shared cores (milliseconds) do not fill the tail; `--no-rt`
+  turns that off.
 - Caches are sized above the working set for everyone (the warm pod mix has ~20k
   name/type pairs): Unbound's default 4 MB message cache is too small for it, and
   with dnsperf cycling through the file LRU evicts every entry before its reuse, so

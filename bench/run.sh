@@ -21,7 +21,7 @@
 #   --mixes LIST       comma list of: synth pod pass
 #   --modes LIST       comma list of: warm cold
 #   --quick            --reps 1 --duration 3 --paced 2, smaller cold files
-#   --profile          also record a perf profile of dns64d (cold synth, pod)
+#   --profile          also record a perf profile of dns64d (cold synth, pod, pass)
 #   --no-install       do not apt-get install
 #   --no-build         use an existing dns64d binary (DNS64D_BIN or the default)
 #   --no-doc           do not (re)write docs/PERFORMANCE.md
@@ -30,7 +30,8 @@
 #
 # Environment: DNS64D_BIN (binary to test), DNS64D_REPO (source tree, default
 # the parent of bench/), CARGO_TARGET_DIR (build dir,
-# default /tmp/bench-target), SUT_CPU (default 0), LOAD_CPU (default 1).
+# default /tmp/bench-target), SUT_CPU (default 0), LOAD_CPU (default 1),
+# RESULTS_DIR (default bench/results).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -57,7 +58,7 @@ SUT_CPU=${SUT_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 SUT_PORT=5353
 UP_PORT=5300
-RESULTS_DIR=$HERE/results
+RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/tmp/bench-target}
 DNS64D_BIN=${DNS64D_BIN:-$CARGO_TARGET_DIR/release/dns64d}
 INNER=0
@@ -151,9 +152,9 @@ make_doc() {
 }
 
 if [ "$INNER" = 0 ]; then
-    [ "$(id -u)" = 0 ] || die "run as root (apt-get, unshare -n, taskset)"
     mkdir -p "$RESULTS_DIR"
     if [ "$REPORT_ONLY" = 1 ]; then make_doc; exit 0; fi
+    [ "$(id -u)" = 0 ] || die "run as root (apt-get, unshare -n, taskset)"
     [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (server on one, dnsperf + upstream on the other)"
     [ "$INSTALL" = 1 ] && install_pkgs
     for c in dnsperf knotd unbound named kresd pdns_recursor dnsdist dig unshare taskset python3; do
@@ -181,7 +182,7 @@ if [ "$INNER" = 0 ]; then
     # --pid --fork --kill-child: when the inner script exits (or is killed),
     # the kernel kills every process left in the namespace: nothing survives.
     unshare --net --pid --fork --mount-proc --kill-child -- \
-        env DNS64D_BIN="$DNS64D_BIN" WORK="$WORK" SUT_CPU="$SUT_CPU" LOAD_CPU="$LOAD_CPU" \
+        env DNS64D_BIN="$DNS64D_BIN" WORK="$WORK" SUT_CPU="$SUT_CPU" LOAD_CPU="$LOAD_CPU" RESULTS_DIR="$RESULTS_DIR" \
         bash "$0" --inner "${ARGS[@]}"
     make_doc
     exit 0
@@ -248,8 +249,7 @@ start_knot() {
     taskset -c "$LOAD_CPU" knotd -c "$d/knot.conf" 2> "$d/knotd.log" &
     KNOT_PID=$!
     PIDS+=("$KNOT_PID")
-    local i
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         [ "$(dig +short +tries=1 +time=1 @127.0.0.1 -p $UP_PORT check.v4.bench.example A 2>/dev/null)" = 198.18.99.1 ] && return 0
         sleep 0.2
     done
@@ -287,8 +287,7 @@ start_sut() {
     esac
     SUT_PID=$!
     PIDS+=("$SUT_PID")
-    local i
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         kill -0 "$SUT_PID" 2>/dev/null || { cat "$d/log" >&2; die "$sys exited at start-up"; }
         case "$(dig +short +tries=1 +time=1 @127.0.0.1 -p "$SUT_PORT" bench.example SOA 2>/dev/null)" in
             "ns.bench.example. hostmaster.bench.example. "*) return 0 ;;
@@ -301,8 +300,7 @@ start_sut() {
 
 stop_sut() {
     kill -TERM "$SUT_PID" 2>/dev/null || true
-    local i
-    for i in $(seq 50); do kill -0 "$SUT_PID" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 50); do kill -0 "$SUT_PID" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$SUT_PID" 2>/dev/null || true
     wait "$SUT_PID" 2>/dev/null || true
     local keep=() p
@@ -355,8 +353,8 @@ run_one() {
     verify "$sys" "$fa"
     if [ "$mode" = warm ]; then
         # two passes through the file fill every cache; not measured
-        on_load dnsperf -s 127.0.0.1 -p "$SUT_PORT" -d "$file" -n 2 -t 2 > "$RAW/$tag.prime" 2>&1
-        on_load dnsperf -s 127.0.0.1 -p "$SUT_PORT" -d "$paced" -n 1 -t 2 > /dev/null 2>&1
+        on_load dnsperf -s 127.0.0.1 -p "$SUT_PORT" -d "$file" -n 2 -l 60 -t 2 > "$RAW/$tag.prime" 2>&1
+        on_load dnsperf -s 127.0.0.1 -p "$SUT_PORT" -d "$paced" -n 1 -l 30 -t 2 > /dev/null 2>&1
     fi
     local c0 s0 k0 t0 c1 s1 k1 t1
     c0=$(cpu_ns "$SUT_PID"); s0=$(stat_ns "$SUT_PID"); k0=$(cpu_ns "$KNOT_PID"); t0=$(now_ns)
@@ -406,8 +404,8 @@ profile_dns64d() {
         stop_sut
         perf report -i "$RAW/perf-$mix.data" --no-children --sort symbol --percent-limit 0.7 --stdio 2>/dev/null \
             | grep -E '^ +[0-9.]+%' | sed 's/[ -]*$//' | head -40 > "$RESULTS_DIR/profile-cold-$mix.txt" || true
-        perf report -i "$RAW/perf-$mix.data" --children --sort symbol --percent-limit 3 --stdio -g none 2>/dev/null \
-            | grep -E '^ +[0-9.]+%' | sed 's/[ -]*$//' | head -60 > "$RESULTS_DIR/profile-cold-$mix-children.txt" || true
+        perf report -i "$RAW/perf-$mix.data" --children --sort symbol --percent-limit 1 --stdio -g none 2>/dev/null \
+            | grep -E '^ +[0-9.]+%' | sed 's/[ -]*$//' | head -150 > "$RESULTS_DIR/profile-cold-$mix-children.txt" || true
         perf report -i "$RAW/perf-$mix.data" --no-children --sort dso --stdio 2>/dev/null \
             | grep -E '^ +[0-9.]+%' | sed 's/[ -]*$//' > "$RESULTS_DIR/profile-cold-$mix-dso.txt" || true
     done
