@@ -205,6 +205,11 @@ impl Dns64 {
         }
     }
 
+    /// True for an address in `dns64.exclude` (§5.1.4).
+    pub fn is_excluded(&self, v6: Ipv6Addr) -> bool {
+        self.exclude.iter().any(|n| n.contains(&v6))
+    }
+
     /// True for an AAAA record outside `dns64.exclude` (§5.1.4).
     fn is_native_aaaa(&self, r: &Record) -> bool {
         match &r.data {

@@ -13,6 +13,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::config::FilterA;
 use crate::dns64::{Dns64, Prefix, chain_end};
+use crate::wire;
 
 /// Removes A records and the RRSIGs that cover them from every section, and
 /// `ipv4hint` from HTTPS/SVCB records (RFC 9460 §7.3 forbids synthesizing
@@ -122,6 +123,44 @@ pub fn synthesized_soa(owner: Name, negative_ttl: u32) -> Record {
     let soa = SOA::new(mname, rname, 1, 3600, 600, 86400, negative_ttl);
     Record::from_rdata(owner, negative_ttl, RData::SOA(soa))
 }
+
+/// Zero-copy form of the common `strip` case (SPEC §4): an A answer becomes
+/// NODATA in one pass — its CNAME/DNAME chain kept, every other record
+/// dropped, an SOA made with `negative_ttl` owned by the chain's end, AD
+/// cleared (records were removed), the OPT record kept last.
+pub fn nodata_from_a_answer(
+    msg: &wire::Message<'_>,
+    negative_ttl: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), wire::RewriteError> {
+    wire::rewrite::retain_into(msg, out, |rr| {
+        rr.section == wire::Section::Answer && matches!(rr.rtype, wire::rtype::CNAME | DNAME)
+    })?;
+    out[3] &= !0x20;
+    // Owner: the question name (a pointer to it) or the end of the chain.
+    match msg.chain_end() {
+        Some(end) if msg.classify().cname > 0 => end.write_uncompressed(out),
+        _ => out.extend_from_slice(&[0xc0, wire::HEADER_LEN as u8]),
+    }
+    let rdata: &[u8] = b"\x06dns64d\x07invalid\x00\x0ahostmaster\x06dns64d\x07invalid\x00";
+    out.extend_from_slice(&wire::rtype::SOA.to_be_bytes());
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&negative_ttl.to_be_bytes());
+    out.extend_from_slice(&((rdata.len() + 20) as u16).to_be_bytes());
+    out.extend_from_slice(rdata);
+    for v in [1u32, 3600, 600, 86400, negative_ttl] {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+    out[8..10].copy_from_slice(&1u16.to_be_bytes());
+    if let Some(opt) = msg.opt() {
+        out.extend_from_slice(&msg.bytes()[opt.at..opt.end]);
+        out[10..12].copy_from_slice(&1u16.to_be_bytes());
+    }
+    Ok(())
+}
+
+/// DNAME (RFC 6672): part of a chain, like CNAME.
+const DNAME: u16 = 39;
 
 /// What a filtered A query answers when its own upstream lookup failed
 /// (SPEC §4): musl fails the whole `getaddrinfo` on one SERVFAIL, so the

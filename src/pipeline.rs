@@ -513,10 +513,18 @@ impl Pipeline {
                 self.ask_upstream(ask, ask.bytes),
                 self.ask_upstream(ask, &a_query)
             );
-            (aaaa, a.ok().and_then(|r| answered(&r.bytes)))
+            (aaaa, a.ok())
         } else {
             (self.ask_upstream(ask, ask.bytes).await, None)
         };
+        if let Ok(reply) = &aaaa
+            && let Some(out) = self
+                .aaaa_on_the_wire(ask, &reply.bytes, &a_query, early_a.as_ref())
+                .await
+        {
+            return out;
+        }
+        let early_a = early_a.and_then(|r| answered(&r.bytes));
         let aaaa_msg = aaaa
             .as_ref()
             .ok()
@@ -571,6 +579,76 @@ impl Pipeline {
         }
     }
 
+    /// The zero-copy form of RFC 6147 §5.1 for the shapes most answers have:
+    /// no CNAME/DNAME chain, no A, HTTPS or SVCB records to filter, no
+    /// excluded AAAA. Native AAAA pass through as the upstream's bytes; NODATA
+    /// is answered from the A response's bytes by [`wire::rewrite::synthesize_aaaa`]
+    /// (or, with nothing to synthesize, by the NODATA itself). `None`: some
+    /// other shape; the decode → mutate → encode path answers it identically.
+    async fn aaaa_on_the_wire(
+        &self,
+        ask: &Ask<'_>,
+        aaaa: &[u8],
+        a_query: &[u8],
+        early_a: Option<&Reply>,
+    ) -> Option<Vec<u8>> {
+        let view = wire::Message::parse(aaaa).ok()?;
+        let s = view.classify();
+        let plain = s.rcode == rcode::NOERROR && s.cname == 0 && s.a == 0 && s.a_rrsig == 0;
+        if !plain
+            || view
+                .records()
+                .any(|r| matches!(r.rtype, DNAME | SVCB | HTTPS))
+        {
+            return None;
+        }
+        if s.aaaa > 0 {
+            let native_only = ask.rules.policy == ZonePolicy::Native
+                && !view
+                    .section(wire::Section::Answer)
+                    .any(|r| r.ipv6().is_some_and(|v6| self.dns64.is_excluded(v6)));
+            return native_only.then(|| with_ra(aaaa.to_vec()));
+        }
+        // NODATA: §5.1.6 synthesis from the A records, §5.1.7 TTL.
+        let ttl_cap = s.negative_ttl.unwrap_or(dns64::NO_SOA_TTL_CAP);
+        let asked;
+        let a = match early_a {
+            Some(r) => &r.bytes,
+            None => match self.ask_upstream(ask, a_query).await {
+                Ok(r) => {
+                    asked = r.bytes;
+                    &asked
+                }
+                // §5.1.6 item 5: the A query failed; the NODATA stands.
+                Err(_) => return Some(with_ra(aaaa.to_vec())),
+            },
+        };
+        let Ok(a_view) = wire::Message::parse(a) else {
+            return Some(with_ra(aaaa.to_vec()));
+        };
+        if a_view.rcode() != rcode::NOERROR {
+            return Some(with_ra(aaaa.to_vec()));
+        }
+        let owner = a_view.chain_end()?;
+        let mut out = Vec::with_capacity(a.len() + 64);
+        let allow = |v4, p: &Prefix| self.dns64.may_map(v4, p);
+        match wire::rewrite::synthesize_aaaa(
+            &a_view,
+            &owner,
+            ask.rules.prefixes,
+            ttl_cap,
+            allow,
+            &mut out,
+        ) {
+            Ok(0) => Some(with_ra(aaaa.to_vec())),
+            Ok(_) => {
+                ask.trace.synthesized.store(true, Ordering::Relaxed);
+                Some(with_ra(out))
+            }
+            Err(_) => None,
+        }
+    }
+
     /// A from a DNS64 client under strip/rewrite (SPEC §4).
     async fn filtered_a(&self, ask: &Ask<'_>) -> Vec<u8> {
         let query = ask.query();
@@ -578,6 +656,11 @@ impl Pipeline {
             return ask.client.error(rcode::FORMERR, None);
         };
         let a = self.ask_upstream(ask, ask.bytes).await;
+        if let Ok(reply) = &a
+            && let Some(out) = self.a_on_the_wire(ask, &reply.bytes)
+        {
+            return out;
+        }
         if let Some(msg) = a.as_ref().ok().and_then(|r| answered(&r.bytes)) {
             return self.finish(ask, msg);
         }
@@ -604,6 +687,33 @@ impl Pipeline {
                 ),
             },
         }
+    }
+
+    /// The zero-copy form of `strip` for an A answer (SPEC §4): nothing to
+    /// strip → the upstream's bytes; A records → NODATA with our SOA in one
+    /// pass. `None`: another shape (an SOA beside A records, HTTPS/SVCB,
+    /// `rewrite`, an error RCODE); the general path answers it.
+    fn a_on_the_wire(&self, ask: &Ask<'_>, a: &[u8]) -> Option<Vec<u8>> {
+        let view = wire::Message::parse(a).ok()?;
+        let s = view.classify();
+        if !matches!(s.rcode, rcode::NOERROR | rcode::NXDOMAIN)
+            || view.records().any(|r| matches!(r.rtype, SVCB | HTTPS))
+        {
+            return None;
+        }
+        if s.a == 0 && s.a_rrsig == 0 {
+            return Some(with_ra(a.to_vec()));
+        }
+        if ask.rules.filter_a != FilterA::Strip
+            || s.rcode != rcode::NOERROR
+            || s.negative_ttl.is_some()
+        {
+            return None;
+        }
+        let mut out = Vec::with_capacity(a.len() + 64);
+        filter::nodata_from_a_answer(&view, self.negative_ttl, &mut out).ok()?;
+        self.metrics.a_stripped(usize::from(s.a));
+        Some(with_ra(out))
     }
 
     /// `ipv4only.arpa.` answered locally (RFC 8880 §7.1): A, or AAAA under
@@ -657,6 +767,20 @@ impl Pipeline {
 fn reply_rcode(reply: &[u8]) -> u16 {
     wire::Header::new(reply).map_or(rcode::SERVFAIL, |h| h.rcode())
 }
+
+/// Sets RA: every answer on the DNS64 path is ours to vouch for recursion
+/// (SPEC §7), as the decode → encode path does.
+fn with_ra(mut reply: Vec<u8>) -> Vec<u8> {
+    if let Some(b) = reply.get_mut(3) {
+        *b |= 0x80;
+    }
+    reply
+}
+
+/// DNAME (RFC 6672), SVCB and HTTPS (RFC 9460) type codes.
+const DNAME: u16 = 39;
+const SVCB: u16 = 64;
+const HTTPS: u16 = 65;
 
 /// True when a reply holds something the A filter changes.
 fn needs_filter(msg: &Message) -> bool {

@@ -706,6 +706,8 @@ struct NameRuns {
     n: usize,
     runs: [Run; MAX_RUNS],
     exotic: bool,
+    /// Index of the run the last pointer led to.
+    hint: usize,
 }
 
 impl NameRuns {
@@ -714,6 +716,7 @@ impl NameRuns {
             n: 0,
             runs: [Run::default(); MAX_RUNS],
             exotic: false,
+            hint: 0,
         }
     }
 
@@ -781,19 +784,41 @@ impl NameRuns {
     /// When `t` starts a label (or the root) inside a run seen before: the
     /// expanded length of the name from `t`.
     #[inline]
-    fn suffix_len(&self, buf: &[u8], t: usize) -> Option<usize> {
-        let i = self.runs[..self.n].partition_point(|r| usize::from(r.start) <= t);
-        let run = self.runs[..i].last()?;
+    fn suffix_len(&mut self, buf: &[u8], t: usize) -> Option<usize> {
+        let run = self.find(t)?;
         let start = usize::from(run.start);
-        let end = start + usize::from(run.stored);
-        if t >= end {
-            return None;
-        }
         let mut p = start;
         while p < t {
             p += usize::from(*buf.get(p)?) + 1;
         }
         (p == t).then(|| usize::from(run.len) - (t - start))
+    }
+
+    /// The run holding offset `t`. Compressors point mostly at the question
+    /// name, at the name just pointed at, or at the one after it (glue
+    /// records follow the names they serve), so those are tried before a
+    /// binary search.
+    #[inline]
+    fn find(&mut self, t: usize) -> Option<Run> {
+        let runs = &self.runs[..self.n];
+        let holds = |r: &Run| {
+            let start = usize::from(r.start);
+            start <= t && t < start + usize::from(r.stored)
+        };
+        for i in [0, self.hint, self.hint + 1] {
+            if let Some(r) = runs.get(i).filter(|r| holds(r)) {
+                self.hint = i;
+                return Some(*r);
+            }
+        }
+        let i = runs
+            .partition_point(|r| usize::from(r.start) <= t)
+            .checked_sub(1)?;
+        let r = runs[i];
+        holds(&r).then(|| {
+            self.hint = i;
+            r
+        })
     }
 }
 
@@ -1001,11 +1026,14 @@ impl<'a> Message<'a> {
     }
 
     /// The last name of the CNAME chain that starts at the question name
-    /// (RFC 6147 §5.1.5 asks for A records of that name). Bounded by the
-    /// number of answer records, so a CNAME loop cannot spin.
+    /// (RFC 6147 §5.1.5 asks for A records of that name). At most one step
+    /// per CNAME record, so a CNAME loop cannot spin (it ends wherever that
+    /// many steps lead).
     pub fn chain_end(&self) -> Option<Name<'a>> {
         let mut current = self.question?.name;
-        for _ in 0..self.header().ancount() {
+        // At most one step per CNAME (counted while parsing): a chain cannot
+        // be longer than that, and without CNAMEs there is nothing to scan.
+        for _ in 0..self.summary.cname {
             match self.follow_cname(&current) {
                 Some(next) => current = next,
                 None => break,

@@ -56,17 +56,17 @@ const MAX_POINTER: usize = 0x3fff;
 /// Stack-allocated so a rewrite never touches the heap.
 const MAX_SPANS: usize = 64;
 
-/// A run of labels copied verbatim: `len` octets at `old` in the input now
-/// live at `new` in the output.
+/// A run of labels copied verbatim: the labels at `old` in the input now
+/// live at `new` in the output. Where the run ends is read from the input
+/// (its root octet or pointer), so four octets per run suffice.
 #[derive(Debug, Clone, Copy, Default)]
 struct Span {
     old: u16,
     new: u16,
-    /// At most 255: a run is part of one name.
-    len: u8,
 }
 
-/// The copied runs, sorted by input offset for binary search.
+/// The copied runs, sorted by input offset for binary search. On the stack
+/// (256 octets) so a rewrite never touches the heap.
 struct Spans {
     n: usize,
     items: [Span; MAX_SPANS],
@@ -86,36 +86,40 @@ impl Spans {
         if len == 0 || self.n == MAX_SPANS || new > MAX_POINTER {
             return;
         }
-        let (Ok(old16), Ok(len8), Ok(new16)) =
-            (u16::try_from(old), u8::try_from(len), u16::try_from(new))
-        else {
+        let (Ok(old16), Ok(new16)) = (u16::try_from(old), u16::try_from(new)) else {
             return;
         };
-        let i = self.items[..self.n].partition_point(|s| s.old < old16);
+        // Runs are mostly copied in input order: append without searching.
+        let i = match self.n.checked_sub(1).map(|last| self.items[last].old) {
+            Some(last) if last < old16 => self.n,
+            None => 0,
+            Some(_) => self.items[..self.n].partition_point(|s| s.old < old16),
+        };
         self.items.copy_within(i..self.n, i + 1);
         self.items[i] = Span {
             old: old16,
             new: new16,
-            len: len8,
         };
         self.n += 1;
     }
 
     /// Where the name at input offset `t` was copied, when `t` starts a
-    /// label inside a remembered run and the copy is within pointer reach.
+    /// label (or is the root octet) of a remembered run and the copy is
+    /// within pointer reach.
     fn find(&self, input: &[u8], t: usize) -> Option<usize> {
         let i = self.items[..self.n].partition_point(|s| usize::from(s.old) <= t);
         let s = self.items[..i].last()?;
-        let (old, len) = (usize::from(s.old), usize::from(s.len));
-        if t >= old + len {
-            return None;
-        }
-        // Only a label boundary reads the same in both places: a pointer
-        // into the middle of a label would read different octets past the
-        // end of the run.
+        let old = usize::from(s.old);
+        // Walk the run's labels: only a label boundary reads the same in
+        // both places (a pointer into the middle of a label would read
+        // different octets past the end of the run), and the walk stops at
+        // the run's end.
         let mut p = old;
         while p < t {
-            p += usize::from(*input.get(p)?) + 1;
+            match *input.get(p)? {
+                len @ 1..=63 => p += usize::from(len) + 1,
+                _ => return None,
+            }
         }
         let at = usize::from(s.new) + (t - old);
         (p == t && at <= MAX_POINTER).then_some(at)
@@ -160,21 +164,30 @@ fn copy_name(
         let len = usize::from(*input.get(p).ok_or(ParseError::NameOverrun)?);
         match len {
             0 => {
+                if p + 1 > limit {
+                    return Err(ParseError::BadPointer.into());
+                }
                 out.push(0);
                 spans.insert(run_old, p + 1 - run_old, run_new);
                 return Ok(());
             }
             1..=63 => {
-                total += len + 1;
-                if total >= MAX_NAME_LEN {
-                    return Err(ParseError::NameTooLong.into());
+                // Copy the whole run of labels up to the root or a pointer
+                // in one go.
+                let from = p;
+                let mut l = len;
+                while (1..=63).contains(&l) {
+                    total += l + 1;
+                    p += l + 1;
+                    if total >= MAX_NAME_LEN {
+                        return Err(ParseError::NameTooLong.into());
+                    }
+                    l = usize::from(*input.get(p).ok_or(ParseError::NameOverrun)?);
                 }
-                if p + 1 + len > limit {
+                if p > limit {
                     return Err(ParseError::BadPointer.into());
                 }
-                let label = input.get(p..p + 1 + len).ok_or(ParseError::NameOverrun)?;
-                out.extend_from_slice(label);
-                p += 1 + len;
+                out.extend_from_slice(&input[from..p]);
             }
             0xc0..=0xff => {
                 let lo = usize::from(*input.get(p + 1).ok_or(ParseError::NameOverrun)?);
@@ -302,7 +315,12 @@ pub fn is_type_or_its_rrsig(rr: &Rr<'_>, t: u16) -> bool {
 /// section, writing the result into `out` (SPEC §4 A stripping). Returns how
 /// many records were removed; when none match, `out` is a plain copy.
 pub fn strip_type(msg: &Message<'_>, t: u16, out: &mut Vec<u8>) -> Result<usize, RewriteError> {
-    if !msg.records().any(|rr| is_type_or_its_rrsig(&rr, t)) {
+    let nothing = match t {
+        // Counted while parsing: no second pass for the common case.
+        rtype::A => msg.classify().a == 0 && msg.classify().a_rrsig == 0,
+        _ => !msg.records().any(|rr| is_type_or_its_rrsig(&rr, t)),
+    };
+    if nothing {
         out.clear();
         out.extend_from_slice(msg.bytes());
         return Ok(0);
