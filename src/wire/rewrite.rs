@@ -587,6 +587,14 @@ pub fn set_edns(
         });
         (opt, after)
     };
+    // RFC 8914 §2: EXTRA-TEXT is UTF-8; cut only at a character boundary.
+    let ede = ede.map(|(code, text)| {
+        let mut n = text.len().min(MAX_EDE_TEXT);
+        while !text.is_char_boundary(n) {
+            n -= 1;
+        }
+        (code, &text[..n])
+    });
     let Some((at, end)) = opt else {
         let arcount = u16_at(buf, 10)
             .and_then(|c| c.checked_add(1))
@@ -605,11 +613,7 @@ pub fn set_edns(
     let Some((code, text)) = ede else {
         return Ok(());
     };
-    let mut n = text.len().min(MAX_EDE_TEXT);
-    while !text.is_char_boundary(n) {
-        n -= 1;
-    }
-    let text = &text.as_bytes()[..n];
+    let text = text.as_bytes();
     let add = 6 + text.len();
     let rdlen = usize::from(u16_at(buf, at + 9).ok_or(ParseError::RecordOverrun)?) + add;
     let rdlen = u16::try_from(rdlen).map_err(|_| RewriteError::TooLong)?;
@@ -889,6 +893,24 @@ mod tests {
         want[126..128].copy_from_slice(&[0, 14]); // RDLENGTH 6 + 8
         want.extend_from_slice(&[0, 15, 0, 4, 0, 22, b'n', b'o']);
         assert_eq!(buf, want);
+    }
+
+    #[test]
+    fn extended_error_text_is_cut_at_a_character_boundary() {
+        // 3 octets per "aé": octet 200 falls inside an "é".
+        let long = "aé".repeat(100);
+        let input = sample();
+        let mut with_opt = input.clone();
+        set_edns(&mut with_opt, 1232, false, Some((0, &long))).unwrap();
+        let mut without = with_counts(input[..117].to_vec(), 3, 1, 0);
+        set_edns(&mut without, 1232, false, Some((0, &long))).unwrap();
+        for buf in [&with_opt, &without] {
+            let m = Message::parse(buf).unwrap();
+            let (code, data) = m.opt().unwrap().options().last().unwrap();
+            assert_eq!(code, super::super::EDE_OPTION);
+            assert_eq!(data.len(), 2 + 199);
+            assert!(std::str::from_utf8(&data[2..]).is_ok());
+        }
     }
 
     #[test]
