@@ -532,6 +532,11 @@ mod tests {
         Record::from_rdata(name(owner), 60, RData::AAAA(AAAA(ip.parse().unwrap())))
     }
 
+    /// The answer section's RDATA as text, in order.
+    fn rdata(m: Message) -> Vec<String> {
+        m.answers.iter().map(|r| r.data.to_string()).collect()
+    }
+
     const BOTH: &str = "[[dns64.zone]]\nsuffix = \"both.example.\"\npolicy = \"both\"\n[[dns64.zone]]\nsuffix = \"all.example.\"\npolicy = \"synthesize\"\n";
 
     #[test]
@@ -555,22 +560,10 @@ mod tests {
             ),
             "both asks for A"
         );
-        let got: Vec<String> = t
-            .synthesize(&q, Some(&native), &a_resp)
-            .unwrap()
-            .answers
-            .iter()
-            .map(|r| r.data.to_string())
-            .collect();
+        let got = rdata(t.synthesize(&q, Some(&native), &a_resp).unwrap());
         assert_eq!(got, vec!["64:ff9b::c000:201", "2001:db8::1"]);
         let t = rules(&format!("order = \"native-first\"\n{BOTH}"));
-        let got: Vec<String> = t
-            .synthesize(&q, Some(&native), &a_resp)
-            .unwrap()
-            .answers
-            .iter()
-            .map(|r| r.data.to_string())
-            .collect();
+        let got = rdata(t.synthesize(&q, Some(&native), &a_resp).unwrap());
         assert_eq!(got, vec!["2001:db8::1", "64:ff9b::c000:201"]);
     }
 
@@ -592,13 +585,7 @@ mod tests {
             t.after_aaaa(&q, Some(&native)),
             AaaaVerdict::Synthesize { .. }
         ));
-        let got: Vec<String> = t
-            .synthesize(&q, Some(&native), &a_resp)
-            .unwrap()
-            .answers
-            .iter()
-            .map(|r| r.data.to_string())
-            .collect();
+        let got = rdata(t.synthesize(&q, Some(&native), &a_resp).unwrap());
         assert_eq!(got, vec!["64:ff9b::c000:201"]);
         let mut orig = native.clone();
         t.d.remove_unwanted_aaaa(ZonePolicy::Synthesize, &mut orig);
