@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Comparative DNS64 benchmark: dns64d against Unbound, BIND 9, Knot Resolver,
 # PowerDNS Recursor (each a DNS64 forwarder) and dnsdist (pure proxy), all
-# forwarding to one knotd authoritative upstream, measured with dnsperf inside
-# a private network namespace. See bench/README.md for the method.
+# forwarding to one knotd authoritative upstream, loaded with bench/blast (a
+# batching dnsperf stand-in) and dnsperf inside a private network namespace. See bench/README.md for the method.
 #
 #   bench/run.sh                 # full run: 3 repetitions, every system/mix/mode
 #   bench/run.sh --quick         # 1 repetition, short runs (a smoke test, ~5 min)
@@ -14,7 +14,9 @@
 #   --duration S       seconds per saturating throughput run (default 8)
 #   --paced S          seconds of the paced latency run (default 5)
 #   --rate Q           paced rate in queries/s (default 1000)
-#   --outstanding N    dnsperf -q for the saturating run (default 100)
+#   --outstanding N    queries outstanding in the saturating run (default 100)
+#   --loadgen L        saturating load: blast (default; bench/blast.c, batching,
+#                      outruns one dnsperf) or dnsperf
 #   --no-rt            do not raise server, knotd and dnsperf to SCHED_FIFO for
 #                      the paced latency run (see bench/README.md)
 #   --systems LIST     comma list of: dns64d unbound bind kresd pdns dnsdist
@@ -43,6 +45,7 @@ DUR=8
 PACED=5
 RATE=1000
 OUTSTANDING=100
+LOADGEN=blast
 RT_PACED=1
 SYSTEMS=dns64d,unbound,bind,kresd,pdns,dnsdist
 MIXES=synth,pod,pass
@@ -71,6 +74,7 @@ while [ $# -gt 0 ]; do
         --paced) PACED=$2; shift ;;
         --rate) RATE=$2; shift ;;
         --outstanding) OUTSTANDING=$2; shift ;;
+        --loadgen) LOADGEN=$2; shift ;;
         --no-rt) RT_PACED=0 ;;
         --systems) SYSTEMS=$2; shift ;;
         --mixes) MIXES=$2; shift ;;
@@ -88,6 +92,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+case $LOADGEN in blast|dnsperf) ;; *) echo "run.sh: --loadgen is blast or dnsperf" >&2; exit 2 ;; esac
 SYSTEMS=${SYSTEMS//,/ }
 MIXES=${MIXES//,/ }
 MODES=${MODES//,/ }
@@ -104,7 +109,7 @@ die() { log "FATAL: $*"; exit 1; }
 # --------------------------------------------------------------------------
 
 PKGS=(dnsperf unbound bind9 bind9-dnsutils knot-resolver pdns-recursor dnsdist knot knot-dnsutils
-      iproute2 util-linux python3)
+      iproute2 util-linux python3 gcc libc6-dev)
 
 install_pkgs() {
     local missing=() p
@@ -141,6 +146,7 @@ versions() {
             echo "$p: $(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || echo 'not installed')"
         done
         echo "rustc: $(rustc --version 2>/dev/null || echo '?')"
+        echo "saturating load: $LOADGEN$([ "$LOADGEN" = blast ] && echo " (bench/blast.c, sha1 $(sha1sum "$HERE/blast.c" | cut -c1-12), $(gcc --version | head -1))")"
     } > "$RESULTS_DIR/versions.txt"
 }
 
@@ -165,8 +171,10 @@ if [ "$INNER" = 0 ]; then
         (cd "$REPO" && cargo build --release --locked --quiet)
     fi
     [ -x "$DNS64D_BIN" ] || die "no dns64d binary at $DNS64D_BIN"
+    mkdir -p "$WORK"
+    gcc -O2 -Wall -o "$WORK/blast" "$HERE/blast.c" || die "cannot build bench/blast.c"
     # the generated files depend only on the generator and its arguments
-    if [ "$QUICK" = 1 ]; then COLD_Q=300000; PACED_Q=$((RATE * PACED + 2000)); else COLD_Q=1200000; PACED_Q=$((RATE * PACED + 2000)); fi
+    if [ "$QUICK" = 1 ]; then COLD_Q=300000; PACED_Q=$((RATE * PACED + 2000)); else COLD_Q=2000000; PACED_Q=$((RATE * PACED + 2000)); fi
     stamp="$(sha1sum "$HERE/gen.py" | cut -c1-12) $COLD_Q $PACED_Q"
     if [ "$(cat "$DATA/STAMP" 2>/dev/null)" != "$stamp" ]; then
         log "generating zones and query files in $DATA"
@@ -358,7 +366,10 @@ run_one() {
     fi
     local c0 s0 k0 t0 c1 s1 k1 t1
     c0=$(cpu_ns "$SUT_PID"); s0=$(stat_ns "$SUT_PID"); k0=$(cpu_ns "$KNOT_PID"); t0=$(now_ns)
-    on_load dnsperf -s 127.0.0.1 -p "$SUT_PORT" -d "$file" "${nflag[@]}" -l "$DUR" -q "$OUTSTANDING" -t 2 > "$RAW/$tag.perf" 2>&1
+    # blast takes dnsperf's flags and prints its summary lines.
+    local load=dnsperf
+    [ "$LOADGEN" = blast ] && load=$WORK/blast
+    on_load "$load" -s 127.0.0.1 -p "$SUT_PORT" -d "$file" "${nflag[@]}" -l "$DUR" -q "$OUTSTANDING" -t 2 > "$RAW/$tag.perf" 2>&1
     c1=$(cpu_ns "$SUT_PID"); s1=$(stat_ns "$SUT_PID"); k1=$(cpu_ns "$KNOT_PID"); t1=$(now_ns)
     # Paced run. The box is shared: other work on either core would put its
     # scheduler time slices into the tail. With RT_PACED the server's threads,

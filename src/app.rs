@@ -284,12 +284,7 @@ impl Server {
 
 fn spawn_listener(tracker: &TaskTracker, b: Bound, shared: &Shared, stop: CancellationToken) {
     for udp in b.udp {
-        match tokio::net::UdpSocket::from_std(udp) {
-            Ok(udp) => {
-                tracker.spawn(listen::serve_udp(udp, shared.clone(), stop.clone()));
-            }
-            Err(e) => tracing::error!(addr = %b.addr, error = %e, "cannot register UDP socket"),
-        }
+        tracker.spawn(listen::serve_udp(udp, shared.clone(), stop.clone()));
     }
     match tokio::net::TcpListener::from_std(b.tcp) {
         Ok(tcp) => {

@@ -73,14 +73,18 @@ pub enum DropReason {
     TcpLimit,
     /// Over `server.rate_limit`.
     RateLimited,
+    /// The kernel refused to send the answer (no buffer room after retries,
+    /// unreachable destination).
+    SendFailed,
 }
 
-const DROPS: [&str; 5] = [
+const DROPS: [&str; 6] = [
     "too_short",
     "response",
     "overloaded",
     "tcp_connection_limit",
     "rate_limited",
+    "send_failed",
 ];
 
 /// Outcome of one upstream exchange.

@@ -1,8 +1,9 @@
 //! A pool of long-lived UDP sockets to one upstream server, so a query costs
 //! one `send` and one wake-up instead of socket, bind, connect, register and
 //! close. Each socket is connected (the kernel drops datagrams from any other
-//! address) and has one reader task that hands each reply to the query
-//! waiting for its ID, after checking the question (RFC 5452 §9).
+//! address) and has one reader task that reads every queued reply per
+//! wake-up (`recvmmsg`) and hands each to the query waiting for its ID, after
+//! checking the question (RFC 5452 §9).
 //!
 //! Spoofing resistance: a forger must guess one of `size` random source ports
 //! and the 16-bit ID; `upstream.socket_pool = 0` trades the pool's speed for a
@@ -12,24 +13,27 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use tokio::net::UdpSocket;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::oneshot;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{UpstreamError, acceptable};
+use crate::batch::{Inbox, recv_ready, register_readable, send_retrying};
 use crate::config::unspecified_for;
 use crate::metrics::ServerStats;
 use crate::wire;
 
-/// Largest UDP reply accepted.
-const MAX_REPLY: usize = 65535;
+/// Replies read per wake-up and socket.
+const READ_BATCH: usize = 16;
+
+type Socket = AsyncFd<std::net::UdpSocket>;
 
 type Waiters = Mutex<HashMap<u16, (Box<[u8]>, oneshot::Sender<Vec<u8>>)>>;
 
 /// One connected socket and the queries waiting on it.
 #[derive(Debug)]
 struct Slot {
-    sock: Arc<UdpSocket>,
+    sock: Arc<Socket>,
     waiting: Arc<Waiters>,
 }
 
@@ -79,7 +83,7 @@ impl Pool {
         let std_sock = std::net::UdpSocket::bind(unspecified_for(&self.addr))?;
         std_sock.connect(self.addr)?;
         std_sock.set_nonblocking(true)?;
-        let sock = Arc::new(UdpSocket::from_std(std_sock)?);
+        let sock = Arc::new(register_readable(std_sock)?);
         let waiting: Arc<Waiters> = Arc::default();
         let slot = Slot { sock, waiting };
         // Another query may have won the race; its socket is used and ours dropped.
@@ -118,7 +122,7 @@ impl Pool {
             id,
         };
         wire::set_id(packet, id);
-        slot.sock.send(packet).await?;
+        send_retrying(|| slot.sock.get_ref().send(packet)).await?;
         rx.await
             .map_err(|_| UpstreamError::Io(std::io::Error::other("upstream socket closed")))
     }
@@ -126,36 +130,41 @@ impl Pool {
 
 /// Delivers replies to their waiters until the pool is dropped.
 async fn reader(
-    sock: Arc<UdpSocket>,
+    sock: Arc<Socket>,
     waiting: Arc<Waiters>,
     stats: Arc<ServerStats>,
     stop: CancellationToken,
 ) {
-    // Capacity only: pages are touched as large replies arrive, not up front.
-    let mut buf = Vec::with_capacity(MAX_REPLY);
+    let mut inbox = Inbox::with_slots(READ_BATCH);
     loop {
-        buf.clear();
-        tokio::select! {
+        let got = tokio::select! {
             _ = stop.cancelled() => return,
-            r = sock.recv_buf(&mut buf) => if r.is_err() {
-                // ICMP port unreachable and friends: the waiter times out.
-                continue;
-            },
-        }
-        let reply = &buf[..];
-        let Some(id) = wire::id(reply) else {
-            stats.mismatched();
-            continue;
+            r = recv_ready(&sock, &mut inbox) => r,
         };
-        let mut map = waiting.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get(&id) {
-            Some((question, _)) if acceptable(reply, id, question) => {
-                if let Some((_, tx)) = map.remove(&id) {
-                    let _ = tx.send(reply.to_vec());
-                }
+        match got {
+            Ok(Ok(())) => {}
+            // ICMP port unreachable and friends: the waiter times out.
+            Ok(Err(_)) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "upstream socket failed");
+                return;
             }
-            // Wrong ID or question: a forgery or a reply that came too late.
-            _ => stats.mismatched(),
+        }
+        let mut map = waiting.lock().unwrap_or_else(|e| e.into_inner());
+        for (reply, _) in inbox.datagrams() {
+            let Some(id) = wire::id(reply) else {
+                stats.mismatched();
+                continue;
+            };
+            match map.get(&id) {
+                Some((question, _)) if acceptable(reply, id, question) => {
+                    if let Some((_, tx)) = map.remove(&id) {
+                        let _ = tx.send(reply.to_vec());
+                    }
+                }
+                // Wrong ID or question: a forgery or a reply that came too late.
+                _ => stats.mismatched(),
+            }
         }
     }
 }

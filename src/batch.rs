@@ -1,0 +1,418 @@
+//! Batched UDP I/O: `recvmmsg(2)` and `sendmmsg(2)` move up to [`BATCH`]
+//! datagrams per system call. A cache hit costs about as much in the kernel
+//! entry and exit of its `recvfrom` and `sendto` as in everything dns64d does
+//! with it, so under load the client-facing loop ([`crate::listen`]) reads
+//! every queued query at once and sends every answer it could give at once,
+//! and each upstream socket ([`crate::upstream`]) reads every queued reply
+//! per wake-up.
+//!
+//! This is the crate's one `unsafe` module (STYLE §11: a measured hot-path
+//! gain, see docs/PERFORMANCE.md). The unsafety is confined to filling the
+//! kernel's `mmsghdr` arrays, which are built on the stack for each call and
+//! point only into buffers borrowed for that call, and to reading back the
+//! source addresses the kernel wrote.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::ptr;
+use std::time::Duration;
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+/// Datagrams per system call: enough to empty a busy socket's queue in a few
+/// calls, small enough that the first answer of a batch is not held long.
+pub const BATCH: usize = 32;
+/// Largest datagram read; a longer one arrives cut and fails to parse.
+pub const MAX_DATAGRAM: usize = 65535;
+
+/// How often a send the kernel has no room for is retried, and how long
+/// apart, before it fails (the client retries; counters show it).
+const SEND_TRIES: u32 = 8;
+const SEND_RETRY_AFTER: Duration = Duration::from_millis(1);
+
+/// Runs `send`, a non-blocking send on a socket registered for readability
+/// only, retrying after a short sleep while the kernel has no buffer room.
+///
+/// Sockets are registered without a writable interest because that would
+/// wake their loop after every datagram sent (each freed send buffer is an
+/// edge), and the kernel almost always has room for a datagram.
+pub async fn send_retrying(mut send: impl FnMut() -> io::Result<usize>) -> io::Result<()> {
+    for _ in 0..SEND_TRIES {
+        match send() {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                tokio::time::sleep(SEND_RETRY_AFTER).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::ErrorKind::WouldBlock.into())
+}
+
+/// Registers `sock` with the runtime for readability only.
+pub fn register_readable(sock: UdpSocket) -> io::Result<AsyncFd<UdpSocket>> {
+    // SAFETY: a std UdpSocket owns its descriptor: it stays open and the same
+    // for as long as the AsyncFd owns the socket.
+    unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
+}
+
+/// Waits until `sock` is readable, then reads what is queued into `inbox`.
+/// The outer error means the socket's registration failed (the loop should
+/// end); the inner one is a failed read (ICMP errors and the like: go on).
+/// `inbox` may come back empty (a spurious wake-up).
+pub async fn recv_ready(sock: &AsyncFd<UdpSocket>, inbox: &mut Inbox) -> io::Result<io::Result<()>> {
+    let mut ready = sock.readable().await?;
+    let got = ready.try_io(|s| match inbox.recv(s.get_ref()) {
+        // Fewer than the inbox holds: the queue was empty when the kernel
+        // looked. Report WouldBlock so the readiness is cleared now instead
+        // of after one more empty read; a datagram arriving later is a new
+        // edge (every enqueue wakes epoll) and wakes us again.
+        Ok(n) if n < inbox.slots => Err(io::ErrorKind::WouldBlock.into()),
+        r => r,
+    });
+    Ok(match got {
+        Ok(Err(e)) => Err(e),
+        _ => Ok(()),
+    })
+}
+
+/// Receive buffers for one socket's loop and what the last call got.
+pub struct Inbox {
+    /// `slots` buffers of `MAX_DATAGRAM` bytes. Allocated zeroed in one
+    /// piece, so the pages stay untouched (and out of RSS) until datagrams land.
+    bufs: Box<[u8]>,
+    slots: usize,
+    got: [(usize, Option<SocketAddr>); BATCH],
+    len: usize,
+}
+
+impl Default for Inbox {
+    fn default() -> Self {
+        Inbox::with_slots(BATCH)
+    }
+}
+
+impl Inbox {
+    /// An inbox that reads up to `slots` datagrams per call (at most [`BATCH`]).
+    pub fn with_slots(slots: usize) -> Inbox {
+        let slots = slots.clamp(1, BATCH);
+        Inbox {
+            bufs: vec![0u8; slots * MAX_DATAGRAM].into_boxed_slice(),
+            slots,
+            got: [(0, None); BATCH],
+            len: 0,
+        }
+    }
+
+    /// Reads up to `slots` queued datagrams without blocking; the count, or
+    /// `WouldBlock` when none was queued.
+    pub fn recv(&mut self, sock: &impl AsRawFd) -> io::Result<usize> {
+        self.len = 0;
+        // SAFETY: sockaddr_storage and mmsghdr are plain C data for which
+        // all-zero bytes are a valid value (no name, no iovec, no control).
+        let mut names: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+        let mut slots = self.bufs.chunks_exact_mut(MAX_DATAGRAM);
+        let mut iovs: [libc::iovec; BATCH] = std::array::from_fn(|_| {
+            let slot = slots.next().unwrap_or_default();
+            libc::iovec {
+                iov_base: slot.as_mut_ptr().cast(),
+                iov_len: slot.len(),
+            }
+        });
+        for ((h, iov), name) in hdrs.iter_mut().zip(&mut iovs).zip(&mut names) {
+            h.msg_hdr.msg_name = ptr::from_mut(name).cast();
+            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_hdr.msg_iov = iov;
+            h.msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: every pointer in `hdrs` points into `names`, `iovs` or
+        // `self.bufs`, all alive and not otherwise used during the call; the
+        // kernel writes at most `iov_len` bytes per buffer and `msg_namelen`
+        // bytes per name, and reads `slots` headers (at most `BATCH`, the
+        // length of `hdrs`; the first `slots` have a buffer of their own).
+        let n = unsafe {
+            libc::recvmmsg(
+                sock.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                self.slots as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = (n as usize).min(self.slots);
+        for ((got, h), name) in self.got.iter_mut().zip(&hdrs).zip(&names).take(n) {
+            let len = (h.msg_len as usize).min(MAX_DATAGRAM);
+            *got = (len, socket_addr(name, h.msg_hdr.msg_namelen));
+        }
+        self.len = n;
+        Ok(n)
+    }
+
+    /// The datagrams of the last [`Inbox::recv`] and their sources (one
+    /// without a readable source address is skipped: nowhere to answer).
+    pub fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
+        self.got[..self.len]
+            .iter()
+            .zip(self.bufs.chunks_exact(MAX_DATAGRAM))
+            .filter_map(|(&(len, src), slot)| Some((&slot[..len], src?)))
+    }
+}
+
+/// Answers waiting to leave in one `sendmmsg`.
+#[derive(Default)]
+pub struct Outbox {
+    queued: Vec<(Vec<u8>, SocketAddr)>,
+}
+
+impl Outbox {
+    /// Queues `reply` for `to`.
+    pub fn push(&mut self, reply: Vec<u8>, to: SocketAddr) {
+        self.queued.push((reply, to));
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.queued.is_empty()
+    }
+
+    /// Sends what is queued, [`BATCH`] per call. A datagram the kernel
+    /// refuses (unreachable destination...) is dropped and counted in the
+    /// returned number; on `WouldBlock` the rest stays queued and the error
+    /// is returned.
+    pub fn flush(&mut self, sock: &impl AsRawFd) -> io::Result<usize> {
+        let mut refused = 0;
+        let mut done = 0;
+        let result = loop {
+            let rest = &self.queued[done..];
+            if rest.is_empty() {
+                break Ok(refused);
+            }
+            match send_batch(sock.as_raw_fd(), rest) {
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Err(e),
+                // The first datagram failed on its own: skip it, go on.
+                Err(e) => {
+                    tracing::debug!(error = %e, to = %rest[0].1, "udp send");
+                    refused += 1;
+                    done += 1;
+                }
+            }
+        };
+        self.queued.drain(..done);
+        result
+    }
+
+    /// Takes what is still queued (after a `WouldBlock`).
+    pub fn take(&mut self) -> impl Iterator<Item = (Vec<u8>, SocketAddr)> + '_ {
+        self.queued.drain(..)
+    }
+}
+
+/// One `sendmmsg` of up to [`BATCH`] datagrams; how many the kernel took.
+fn send_batch(fd: RawFd, out: &[(Vec<u8>, SocketAddr)]) -> io::Result<usize> {
+    let out = &out[..out.len().min(BATCH)];
+    // SAFETY: as in `Inbox::recv`: plain C data, all-zero is valid.
+    let mut names: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
+    let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+    let mut iovs: [libc::iovec; BATCH] = std::array::from_fn(|i| {
+        let bytes = out.get(i).map_or(&[][..], |(b, _)| b.as_slice());
+        libc::iovec {
+            // The kernel only reads a datagram being sent.
+            iov_base: bytes.as_ptr().cast_mut().cast(),
+            iov_len: bytes.len(),
+        }
+    });
+    for (((h, iov), name), (_, to)) in hdrs.iter_mut().zip(&mut iovs).zip(&mut names).zip(out) {
+        h.msg_hdr.msg_name = ptr::from_mut(name).cast();
+        h.msg_hdr.msg_namelen = write_sockaddr(name, to);
+        h.msg_hdr.msg_iov = iov;
+        h.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: the first `out.len()` headers point into `names`, `iovs` and
+    // the queued replies, all alive for the call; the kernel reads exactly
+    // `out.len()` headers and only reads through them.
+    let n = unsafe {
+        libc::sendmmsg(
+            fd,
+            hdrs.as_mut_ptr(),
+            out.len() as libc::c_uint,
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// Writes `addr` as a C socket address into `storage`; its length.
+fn write_sockaddr(storage: &mut libc::sockaddr_storage, addr: &SocketAddr) -> libc::socklen_t {
+    match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*a.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for every
+            // socket address type (that is its purpose).
+            unsafe { ptr::from_mut(storage).cast::<libc::sockaddr_in>().write(sin) };
+            size_of::<libc::sockaddr_in>() as libc::socklen_t
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: as above.
+            unsafe { ptr::from_mut(storage).cast::<libc::sockaddr_in6>().write(sin6) };
+            size_of::<libc::sockaddr_in6>() as libc::socklen_t
+        }
+    }
+}
+
+/// Reads the source address the kernel wrote into `storage`.
+fn socket_addr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    let len = len as usize;
+    match libc::c_int::from(storage.ss_family) {
+        libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the kernel wrote a whole sockaddr_in (family and length
+            // checked); storage is aligned for it.
+            let sin = unsafe { &*ptr::from_ref(storage).cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe { &*ptr::from_ref(storage).cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(addr: &str) -> (UdpSocket, UdpSocket) {
+        let a = UdpSocket::bind(addr).unwrap();
+        let b = UdpSocket::bind(addr).unwrap();
+        a.set_nonblocking(true).unwrap();
+        (a, b)
+    }
+
+    #[test]
+    fn recv_returns_would_block_when_nothing_is_queued() {
+        let (a, _) = pair("127.0.0.1:0");
+        let err = Inbox::default().recv(&a).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn recv_reads_every_queued_datagram_with_its_source() {
+        for addr in ["127.0.0.1:0", "[::1]:0"] {
+            let (a, b) = pair(addr);
+            for i in 0..5u8 {
+                b.send_to(&vec![i; usize::from(i) + 1], a.local_addr().unwrap())
+                    .unwrap();
+            }
+            let mut inbox = Inbox::default();
+            assert_eq!(inbox.recv(&a).unwrap(), 5);
+            let got: Vec<_> = inbox.datagrams().map(|(d, s)| (d.to_vec(), s)).collect();
+            for (i, (data, src)) in got.iter().enumerate() {
+                assert_eq!(data, &vec![i as u8; i + 1]);
+                assert_eq!(*src, b.local_addr().unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn recv_takes_at_most_a_batch_and_leaves_the_rest_queued() {
+        let (a, b) = pair("127.0.0.1:0");
+        for _ in 0..BATCH + 3 {
+            b.send_to(b"q", a.local_addr().unwrap()).unwrap();
+        }
+        let mut inbox = Inbox::default();
+        assert_eq!(inbox.recv(&a).unwrap(), BATCH);
+        assert_eq!(inbox.recv(&a).unwrap(), 3);
+    }
+
+    #[test]
+    fn a_smaller_inbox_reads_at_most_its_slots() {
+        let (a, b) = pair("127.0.0.1:0");
+        for _ in 0..5 {
+            b.send_to(b"r", a.local_addr().unwrap()).unwrap();
+        }
+        let mut inbox = Inbox::with_slots(2);
+        assert_eq!(inbox.recv(&a).unwrap(), 2);
+        assert_eq!(inbox.datagrams().count(), 2);
+        assert_eq!(inbox.recv(&a).unwrap(), 2);
+        assert_eq!(inbox.recv(&a).unwrap(), 1);
+    }
+
+    #[test]
+    fn flush_sends_each_reply_to_its_own_destination_in_order() {
+        for addr in ["127.0.0.1:0", "[::1]:0"] {
+            let (a, b) = pair(addr);
+            let (c, _) = pair(addr);
+            let mut outbox = Outbox::default();
+            for i in 0..BATCH as u8 + 7 {
+                let to = if i % 2 == 0 { &b } else { &c };
+                outbox.push(vec![i], to.local_addr().unwrap());
+            }
+            assert_eq!(outbox.flush(&a).unwrap(), 0);
+            assert!(outbox.is_empty());
+            let mut buf = [0u8; 4];
+            // 39 replies alternate: 20 even ones to b, 19 odd ones to c.
+            for (sock, first, count) in [(&b, 0u8, 20), (&c, 1u8, 19)] {
+                sock.set_nonblocking(true).unwrap();
+                let mut got = Vec::new();
+                while let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    assert_eq!(from, a.local_addr().unwrap());
+                    got.push(buf[..n].to_vec());
+                }
+                let want: Vec<Vec<u8>> = (0..count).map(|k| vec![first + 2 * k]).collect();
+                assert_eq!(got, want);
+            }
+        }
+    }
+
+    #[test]
+    fn flush_drops_a_datagram_the_kernel_refuses_and_sends_the_rest() {
+        let (a, b) = pair("127.0.0.1:0");
+        let mut outbox = Outbox::default();
+        // Port 0 is not a valid destination: that datagram alone fails.
+        outbox.push(b"bad".to_vec(), "127.0.0.1:0".parse().unwrap());
+        outbox.push(b"good".to_vec(), b.local_addr().unwrap());
+        assert_eq!(outbox.flush(&a).unwrap(), 1);
+        let mut buf = [0u8; 8];
+        let (n, _) = b.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"good");
+    }
+}

@@ -1,0 +1,114 @@
+//! Listen: the client-facing sockets. UDP and TCP on every `server.listen`
+//! address. Answers the first stage can give (rejections, REFUSED, cache
+//! hits) leave from the receive loop; a query that needs upstream runs as its
+//! own task so one slow upstream answer never holds up another client.
+//! Everything is capped: in-flight queries (`server.max_inflight`), TCP
+//! connections (`server.max_tcp_connections`), queries per TCP connection,
+//! and TCP idle time (RFC 7766 §6.2.3).
+//!
+//! Data path position: the first and last step (`listen → wire … reply → listen`).
+//! [`udp`] and [`tcp`] serve.
+
+mod tcp;
+mod udp;
+
+pub use tcp::serve_tcp;
+pub use udp::serve_udp;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use arc_swap::ArcSwap;
+
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+
+/// RFC 7766 §6.2.1.1: pipelined queries per TCP connection answered concurrently.
+pub const TCP_PIPELINE_DEPTH: usize = 32;
+/// Tries to find a port free for both UDP and TCP when the config says port 0.
+const PORT_ZERO_TRIES: usize = 16;
+
+/// Shared limits and state of every listener. The pipeline sits behind an
+/// `ArcSwap`: a reload swaps it, and each query keeps the one it started with.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub pipeline: Arc<ArcSwap<Pipeline>>,
+    pub metrics: Arc<Metrics>,
+    pub inflight: Arc<Semaphore>,
+    pub tcp_connections: Arc<Semaphore>,
+    pub tcp_idle_timeout: Duration,
+    pub tracker: TaskTracker,
+    pub shutdown: CancellationToken,
+}
+
+/// One listen address: a UDP socket and a TCP listener on the same port.
+#[derive(Debug)]
+pub struct Bound {
+    /// One socket per worker, all on the same port (`SO_REUSEPORT`): the
+    /// kernel spreads clients over them so receive loops run in parallel.
+    pub udp: Vec<std::net::UdpSocket>,
+    pub tcp: std::net::TcpListener,
+    pub addr: SocketAddr,
+}
+
+/// Binds UDP and TCP on `addr`. IPv6 sockets are IPv6-only so `[::]` and
+/// `0.0.0.0` can both be listed; with port 0 both protocols get the same port.
+pub fn bind(addr: SocketAddr, udp_sockets: usize) -> io::Result<Bound> {
+    // Port 0 (tests, ad-hoc runs): one socket and no SO_REUSEPORT, so the
+    // kernel can never hand the same port to another listener of ours.
+    let (tries, reuse) = if addr.port() == 0 {
+        (PORT_ZERO_TRIES, false)
+    } else {
+        (1, udp_sockets > 1)
+    };
+    let mut last = None;
+    for _ in 0..tries {
+        let first = socket(addr, Type::DGRAM, Protocol::UDP, reuse)?;
+        first.bind(&addr.into())?;
+        let local = first
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("not an inet socket"))?;
+        let tcp = socket(local, Type::STREAM, Protocol::TCP, false)?;
+        tcp.set_reuse_address(true)?;
+        match tcp.bind(&local.into()) {
+            Ok(()) => {
+                tcp.listen(1024)?;
+                let mut udp = vec![first.into()];
+                for _ in 1..if reuse { udp_sockets } else { 1 } {
+                    let s = socket(local, Type::DGRAM, Protocol::UDP, true)?;
+                    s.bind(&local.into())?;
+                    udp.push(s.into());
+                }
+                return Ok(Bound {
+                    udp,
+                    tcp: tcp.into(),
+                    addr: local,
+                });
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("no port found")))
+}
+
+fn socket(addr: SocketAddr, ty: Type, proto: Protocol, reuse_port: bool) -> io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    if reuse_port {
+        // Several receive sockets per address; the kernel balances by
+        // 4-tuple. Linux only lets sockets of the same user join the group.
+        s.set_reuse_port(true)?;
+    }
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
