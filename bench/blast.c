@@ -305,7 +305,8 @@ int main(int argc, char **argv)
             for (int s = 0; s < nsock; s++)
                 for (uint32_t id = 0; id < 65536; id++) {
                     uint64_t t = socks[s].sent_at[id];
-                    if (t && now - t > timeout_ns) {
+                    /* t may be a hair after now (sent this round, low bit set) */
+                    if (t && now > t + timeout_ns) {
                         socks[s].sent_at[id] = 0;
                         socks[s].outstanding--;
                         lost++;

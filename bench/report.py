@@ -19,13 +19,14 @@ import sys
 
 SYSTEM_NAMES = {
     "dns64d": "dns64d",
+    "dns64d2": "dns64d, 2 workers (scaling check)",
     "unbound": "Unbound",
     "bind": "BIND 9",
     "kresd": "Knot Resolver",
     "pdns": "PowerDNS Recursor",
     "dnsdist": "dnsdist (proxy, no DNS64)",
 }
-SYSTEM_ORDER = ["dns64d", "unbound", "bind", "kresd", "pdns", "dnsdist"]
+SYSTEM_ORDER = ["dns64d", "dns64d2", "unbound", "bind", "kresd", "pdns", "dnsdist"]
 MIX_NAMES = {
     "synth": "(a) AAAA for A-only names: every answer synthesized",
     "pod": "(b) pod traffic: glibc A+AAAA pairs over an ndots:5 search list (~66% NXDOMAIN)",
@@ -42,6 +43,9 @@ TARGETS = [
     ("cold", "pass", "qcpu", "dnsdist", 1.0, "ratio"),
     ("cold", "synth", "p99", None, 0.5, "max"),
     ("warm", "*", "rss", None, 16.0, "max"),
+    # 2 workers (two SO_REUSEPORT sockets, both CPUs) against 1: CPU per query within 10%
+    ("warm", "synth", "qcpu", "dns64d2", 0.9, "scale"),
+    ("cold", "synth", "qcpu", "dns64d2", 0.9, "scale"),
 ]
 
 
@@ -164,6 +168,15 @@ def targets(rows):
             ok = v <= thr
             gap = "" if ok else "%.3f ms over (%.1f×)" % (v - thr, v / thr)
             out.append("| paced p99, %s %s ≤ %.1f ms | %.3f ms | %s | %s |" % (mode, mix, thr, v, "yes" if ok else "**no**", gap))
+            continue
+        if kind == "scale":
+            v, lo, hi, n = ratio_med(rows, mode, mix, ref, "dns64d", metric)
+            if n == 0:
+                continue
+            ok = v >= thr
+            gap = "" if ok else "%.0f%% more CPU per query" % (100 * (1 / v - 1))
+            out.append("| scaling, %s %s: q/CPU-s with 2 workers ≥ %.2f× 1 worker | %.2f× (range %.2f–%.2f, %d reps) | %s | %s |" % (
+                mode, mix, thr, v, lo, hi, n, "yes" if ok else "**no**", gap))
             continue
         v, lo, hi, n = ratio_med(rows, mode, mix, "dns64d", ref, metric)
         if n == 0:

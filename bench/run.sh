@@ -19,11 +19,13 @@
 #                      outruns one dnsperf) or dnsperf
 #   --no-rt            do not raise server, knotd and dnsperf to SCHED_FIFO for
 #                      the paced latency run (see bench/README.md)
-#   --systems LIST     comma list of: dns64d unbound bind kresd pdns dnsdist
+#   --systems LIST     comma list of: dns64d dns64d2 unbound bind kresd pdns dnsdist
+#                      (dns64d2: 2 workers and 2 SO_REUSEPORT sockets on both
+#                      CPUs, the scaling check)
 #   --mixes LIST       comma list of: synth pod pass
 #   --modes LIST       comma list of: warm cold
 #   --quick            --reps 1 --duration 3 --paced 2, smaller cold files
-#   --profile          also record a perf profile of dns64d (cold synth, pod, pass)
+#   --profile          also record a perf profile of dns64d for each mode and mix
 #   --no-install       do not apt-get install
 #   --no-build         use an existing dns64d binary (DNS64D_BIN or the default)
 #   --no-doc           do not (re)write docs/PERFORMANCE.md
@@ -47,7 +49,7 @@ RATE=1000
 OUTSTANDING=100
 LOADGEN=blast
 RT_PACED=1
-SYSTEMS=dns64d,unbound,bind,kresd,pdns,dnsdist
+SYSTEMS=dns64d,dns64d2,unbound,bind,kresd,pdns,dnsdist
 MIXES=synth,pod,pass
 MODES=warm,cold
 QUICK=0
@@ -271,11 +273,15 @@ start_sut() {
     rm -rf "$d"; mkdir -p "$d"
     local subst="s|@RUNDIR@|$d|g; s|@UP_PORT@|$UP_PORT|g; s|@SUT_PORT@|$SUT_PORT|g; s|@FILTER_A@|$fa|g"
     case $sys in
-        dns64d)
-            sed -e "$subst" "$HERE/conf/dns64d.toml" > "$d/dns64d.toml"
+        dns64d|dns64d2)
+            # dns64d2: the same server with 2 workers and 2 UDP sockets on
+            # both CPUs (the load generator and knotd stay on theirs).
+            local workers=1 cpus=$SUT_CPU
+            [ "$sys" = dns64d2 ] && { workers=2; cpus=$SUT_CPU,$LOAD_CPU; }
+            sed -e "$subst; s|@WORKERS@|$workers|g" "$HERE/conf/dns64d.toml" > "$d/dns64d.toml"
             "$DNS64D_BIN" check-config "$d/dns64d.toml" > "$d/check.log" 2>&1 \
                 || { cat "$d/check.log" >&2; die "dns64d check-config failed"; }
-            TOKIO_WORKER_THREADS=1 taskset -c "$SUT_CPU" "$DNS64D_BIN" --config "$d/dns64d.toml" > "$d/log" 2>&1 & ;;
+            TOKIO_WORKER_THREADS=$workers taskset -c "$cpus" "$DNS64D_BIN" --config "$d/dns64d.toml" > "$d/log" 2>&1 & ;;
         unbound)
             sed -e "$subst" "$HERE/conf/unbound.conf" > "$d/unbound.conf"
             taskset -c "$SUT_CPU" unbound -d -c "$d/unbound.conf" > "$d/log" 2>&1 & ;;
@@ -327,7 +333,7 @@ verify() {
     else
         [ "$r" = "NOERROR 64:ff9b::c612:6301 " ] || die "$sys does not synthesize: AAAA check.v4.bench.example gave '$r' (want 64:ff9b::c612:6301)"
         r=$(q check.v4.bench.example A)
-        if [ "$sys" = dns64d ] && [ "$fa" = strip ]; then
+        if [ "${sys%2}" = dns64d ] && [ "$fa" = strip ]; then
             [ "$r" = "NOERROR " ] || die "$sys: filter.a=strip but A check.v4 gave '$r'"
         else
             [ "$r" = "NOERROR 198.18.99.1 " ] || die "$sys: A check.v4 gave '$r' (want 198.18.99.1)"
@@ -350,6 +356,9 @@ dnsperf_stats() {
         END {printf "%s %s %s %s %s\n", s, c, l, qps, rc}' "$1"
 }
 
+# The saturating load generator; blast takes dnsperf's flags and prints its summary lines.
+load_cmd() { if [ "$LOADGEN" = blast ]; then echo "$WORK/blast"; else echo dnsperf; fi; }
+
 run_one() {
     local rep=$1 mode=$2 mix=$3 sys=$4
     local fa=strip
@@ -366,10 +375,7 @@ run_one() {
     fi
     local c0 s0 k0 t0 c1 s1 k1 t1
     c0=$(cpu_ns "$SUT_PID"); s0=$(stat_ns "$SUT_PID"); k0=$(cpu_ns "$KNOT_PID"); t0=$(now_ns)
-    # blast takes dnsperf's flags and prints its summary lines.
-    local load=dnsperf
-    [ "$LOADGEN" = blast ] && load=$WORK/blast
-    on_load "$load" -s 127.0.0.1 -p "$SUT_PORT" -d "$file" "${nflag[@]}" -l "$DUR" -q "$OUTSTANDING" -t 2 > "$RAW/$tag.perf" 2>&1
+    on_load "$(load_cmd)" -s 127.0.0.1 -p "$SUT_PORT" -d "$file" "${nflag[@]}" -l "$DUR" -q "$OUTSTANDING" -t 2 > "$RAW/$tag.perf" 2>&1
     c1=$(cpu_ns "$SUT_PID"); s1=$(stat_ns "$SUT_PID"); k1=$(cpu_ns "$KNOT_PID"); t1=$(now_ns)
     # Paced run. The box is shared: other work on either core would put its
     # scheduler time slices into the tail. With RT_PACED the server's threads,
@@ -400,25 +406,30 @@ run_one() {
 
 profile_dns64d() {
     command -v perf >/dev/null || { log "perf not installed: no profile"; return 0; }
-    local mix
-    for mix in synth pod pass; do
+    local mix mode
+    for mode in $MODES; do
+    for mix in $MIXES; do
         local fa=strip; [ "$mix" = pass ] && fa=pass
+        local nflag=(); [ "$mode" = cold ] && nflag=(-n 1)
+        local file=$DATA/q/$mix-$mode.txt tag=$mode-$mix
         start_sut dns64d "$fa"
         verify dns64d "$fa"
-        log "perf record: dns64d, cold $mix"
-        perf record -F 499 --call-graph dwarf,8192 -p "$SUT_PID" -o "$RAW/perf-$mix.data" -- sleep "$DUR" \
-            > "$RAW/perf-$mix.log" 2>&1 &
+        [ "$mode" = warm ] && on_load dnsperf -s 127.0.0.1 -p "$SUT_PORT" -d "$file" -n 2 -l 60 -t 2 > /dev/null 2>&1
+        log "perf record: dns64d, $mode $mix"
+        perf record -F 499 --call-graph dwarf,8192 -p "$SUT_PID" -o "$RAW/perf-$tag.data" -- sleep "$DUR" \
+            > "$RAW/perf-$tag.log" 2>&1 &
         local pp=$!
         sleep 0.5
-        on_load dnsperf -s 127.0.0.1 -p "$SUT_PORT" -d "$DATA/q/$mix-cold.txt" -n 1 -l "$DUR" -t 2 > "$RAW/perf-$mix.perf" 2>&1 || true
+        on_load "$(load_cmd)" -s 127.0.0.1 -p "$SUT_PORT" -d "$file" "${nflag[@]}" -l "$DUR" -q "$OUTSTANDING" -t 2 > "$RAW/perf-$tag.perf" 2>&1 || true
         wait "$pp" || true
         stop_sut
-        perf report -i "$RAW/perf-$mix.data" --no-children --sort symbol --percent-limit 0.7 --stdio 2>/dev/null \
-            | grep -E '^ +[0-9.]+%' | sed 's/[ -]*$//' | head -40 > "$RESULTS_DIR/profile-cold-$mix.txt" || true
-        perf report -i "$RAW/perf-$mix.data" --children --sort symbol --percent-limit 1 --stdio -g none 2>/dev/null \
-            | grep -E '^ +[0-9.]+%' | sed 's/[ -]*$//' | head -150 > "$RESULTS_DIR/profile-cold-$mix-children.txt" || true
-        perf report -i "$RAW/perf-$mix.data" --no-children --sort dso --stdio 2>/dev/null \
-            | grep -E '^ +[0-9.]+%' | sed 's/[ -]*$//' > "$RESULTS_DIR/profile-cold-$mix-dso.txt" || true
+        perf report -i "$RAW/perf-$tag.data" --no-children --sort symbol --percent-limit 0.7 --stdio 2>/dev/null \
+            | grep -E '^ +[0-9.]+%' | sed 's/[ -]*$//' | head -40 > "$RESULTS_DIR/profile-$tag.txt" || true
+        perf report -i "$RAW/perf-$tag.data" --children --sort symbol --percent-limit 1 --stdio -g none 2>/dev/null \
+            | grep -E '^ +[0-9.]+%' | sed 's/[ -]*$//' | head -150 > "$RESULTS_DIR/profile-$tag-children.txt" || true
+        perf report -i "$RAW/perf-$tag.data" --no-children --sort dso --stdio 2>/dev/null \
+            | grep -E '^ +[0-9.]+%' | sed 's/[ -]*$//' > "$RESULTS_DIR/profile-$tag-dso.txt" || true
+    done
     done
 }
 

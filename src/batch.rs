@@ -65,7 +65,10 @@ pub fn register_readable(sock: UdpSocket) -> io::Result<AsyncFd<UdpSocket>> {
 /// The outer error means the socket's registration failed (the loop should
 /// end); the inner one is a failed read (ICMP errors and the like: go on).
 /// `inbox` may come back empty (a spurious wake-up).
-pub async fn recv_ready(sock: &AsyncFd<UdpSocket>, inbox: &mut Inbox) -> io::Result<io::Result<()>> {
+pub async fn recv_ready(
+    sock: &AsyncFd<UdpSocket>,
+    inbox: &mut Inbox,
+) -> io::Result<io::Result<()>> {
     let mut ready = sock.readable().await?;
     let got = ready.try_io(|s| match inbox.recv(s.get_ref()) {
         // Fewer than the inbox holds: the queue was empty when the kernel
@@ -269,7 +272,11 @@ fn write_sockaddr(storage: &mut libc::sockaddr_storage, addr: &SocketAddr) -> li
             };
             // SAFETY: sockaddr_storage is larger than and aligned for every
             // socket address type (that is its purpose).
-            unsafe { ptr::from_mut(storage).cast::<libc::sockaddr_in>().write(sin) };
+            unsafe {
+                ptr::from_mut(storage)
+                    .cast::<libc::sockaddr_in>()
+                    .write(sin)
+            };
             size_of::<libc::sockaddr_in>() as libc::socklen_t
         }
         SocketAddr::V6(a) => {
@@ -283,7 +290,11 @@ fn write_sockaddr(storage: &mut libc::sockaddr_storage, addr: &SocketAddr) -> li
                 sin6_scope_id: a.scope_id(),
             };
             // SAFETY: as above.
-            unsafe { ptr::from_mut(storage).cast::<libc::sockaddr_in6>().write(sin6) };
+            unsafe {
+                ptr::from_mut(storage)
+                    .cast::<libc::sockaddr_in6>()
+                    .write(sin6)
+            };
             size_of::<libc::sockaddr_in6>() as libc::socklen_t
         }
     }

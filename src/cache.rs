@@ -47,6 +47,9 @@ pub struct Entry {
     bytes: Box<[u8]>,
     /// Offsets of every TTL field (OPT excluded).
     ttl_at: Box<[u32]>,
+    /// Offset of the OPT record's CLASS (the UDP payload size), if any:
+    /// a hit patches it without walking the records again.
+    opt_class_at: Option<u32>,
     stored: Instant,
     lifetime: Duration,
 }
@@ -70,6 +73,11 @@ impl Entry {
             out[at..at + 4].copy_from_slice(&new.to_be_bytes());
         }
         out
+    }
+
+    /// Offset of the OPT record's CLASS field in the rendered answer.
+    pub fn opt_class_at(&self) -> Option<usize> {
+        self.opt_class_at.map(|at| at as usize)
     }
 }
 
@@ -130,8 +138,47 @@ impl Eq for Key {}
 
 impl Hash for Key {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        self.name().hash(h);
-        (self.qtype, self.qclass, self.flags, self.class).hash(h);
+        hash_key(
+            self.name(),
+            (self.qtype, self.qclass, self.flags, self.class),
+            h,
+        );
+    }
+}
+
+/// A key as the cache holds it: the name on the heap, only as long as it is
+/// (a [`Key`] reserves the longest possible name so lookups need no heap;
+/// stored that way, 20k entries would spend 5 MB on empty name space).
+#[derive(Clone, PartialEq, Eq)]
+struct StoredKey {
+    name: Box<[u8]>,
+    rest: (u16, u16, u8, u16),
+}
+
+impl From<&Key> for StoredKey {
+    fn from(k: &Key) -> Self {
+        StoredKey {
+            name: k.name().into(),
+            rest: (k.qtype, k.qclass, k.flags, k.class),
+        }
+    }
+}
+
+impl Hash for StoredKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        hash_key(&self.name, self.rest, h);
+    }
+}
+
+/// The one hash of both key forms: a lookup by [`Key`] must find a [`StoredKey`].
+fn hash_key<H: Hasher>(name: &[u8], rest: (u16, u16, u8, u16), h: &mut H) {
+    name.hash(h);
+    rest.hash(h);
+}
+
+impl quick_cache::Equivalent<StoredKey> for Key {
+    fn equivalent(&self, k: &StoredKey) -> bool {
+        self.name() == &*k.name && (self.qtype, self.qclass, self.flags, self.class) == k.rest
     }
 }
 
@@ -139,18 +186,19 @@ impl Hash for Key {
 #[derive(Debug, Clone, Copy)]
 struct ByBytes;
 
-impl Weighter<Key, Arc<Entry>> for ByBytes {
-    fn weight(&self, _key: &Key, e: &Arc<Entry>) -> u64 {
+impl Weighter<StoredKey, Arc<Entry>> for ByBytes {
+    fn weight(&self, key: &StoredKey, e: &Arc<Entry>) -> u64 {
         e.bytes.len() as u64
             + e.ttl_at.len() as u64 * 4
-            + std::mem::size_of::<Key>() as u64
+            + key.name.len() as u64
+            + std::mem::size_of::<StoredKey>() as u64
             + ENTRY_OVERHEAD
     }
 }
 
 /// The answer cache.
 pub struct Cache {
-    map: QuickCache<Key, Arc<Entry>, ByBytes>,
+    map: QuickCache<StoredKey, Arc<Entry>, ByBytes>,
     cfg: CacheConfig,
 }
 
@@ -203,7 +251,7 @@ impl Cache {
 
     /// Stores `answer` (a full, untruncated reply) if it may be cached.
     pub fn insert(&self, key: Key, answer: &[u8], now: Instant) {
-        let Some((ttl_at, lifetime)) = self.lifetime(answer) else {
+        let Some((ttl_at, opt_class_at, lifetime)) = self.lifetime(answer) else {
             return;
         };
         if lifetime.is_zero() {
@@ -212,14 +260,16 @@ impl Cache {
         let entry = Entry {
             bytes: answer.into(),
             ttl_at: ttl_at.into_boxed_slice(),
+            opt_class_at,
             stored: now,
             lifetime,
         };
-        self.map.insert(key, Arc::new(entry));
+        self.map.insert(StoredKey::from(&key), Arc::new(entry));
     }
 
-    /// TTL offsets and how long the answer may be served (RFC 2308 §5, §7).
-    fn lifetime(&self, answer: &[u8]) -> Option<(Vec<u32>, Duration)> {
+    /// TTL offsets, the OPT CLASS offset, and how long the answer may be
+    /// served (RFC 2308 §5, §7).
+    fn lifetime(&self, answer: &[u8]) -> Option<(Vec<u32>, Option<u32>, Duration)> {
         let h = Header::new(answer)?;
         if h.tc() {
             return None;
@@ -227,12 +277,15 @@ impl Cache {
         let rc = h.rcode();
         let mut pos = wire::question_end(answer).ok()?;
         let mut ttl_at = Vec::new();
+        let mut opt_class_at = None;
         let (mut min_ttl, mut soa_neg, mut answers) = (u32::MAX, None, 0u16);
         let counts = [h.ancount(), h.nscount(), h.arcount()];
         for (section, &n) in counts.iter().enumerate() {
             for _ in 0..n {
                 let rr = wire::Record::read(answer, pos).ok()?;
-                if rr.rtype != rtype::OPT {
+                if rr.rtype == rtype::OPT {
+                    opt_class_at = Some(rr.ttl_at as u32 - 2);
+                } else {
                     let ttl = u32::from_be_bytes(answer[rr.ttl_at..rr.ttl_at + 4].try_into().ok()?);
                     ttl_at.push(rr.ttl_at as u32);
                     min_ttl = min_ttl.min(ttl);
@@ -254,7 +307,7 @@ impl Cache {
             rcode::NOERROR => min_ttl.min(c.max_ttl).max(c.min_ttl),
             _ => return None,
         };
-        Some((ttl_at, Duration::from_secs(u64::from(secs))))
+        Some((ttl_at, opt_class_at, Duration::from_secs(u64::from(secs))))
     }
 
     /// RFC 8767 §4: TTL of a stale answer.
@@ -352,6 +405,26 @@ mod tests {
             ),
             "lifetime is the smallest TTL"
         );
+    }
+
+    #[test]
+    fn an_entry_knows_where_its_opt_payload_size_is() {
+        let c = cache("");
+        let t0 = Instant::now();
+        let mut with_opt = Message::from_vec(&answer(&[300])).unwrap();
+        with_opt.set_edns(hickory_proto::op::Edns::new());
+        c.insert(key("v4.example.", 1), &with_opt.to_vec().unwrap(), t0);
+        c.insert(key("v4.example.", 2), &answer(&[300]), t0);
+        let Lookup::Fresh(e) = c.get(&key("v4.example.", 1), t0) else {
+            panic!("miss")
+        };
+        let rendered = e.render(t0, None);
+        assert!(e.opt_class_at().is_some());
+        assert_eq!(e.opt_class_at(), wire::opt_class_offset(&rendered));
+        let Lookup::Fresh(e) = c.get(&key("v4.example.", 2), t0) else {
+            panic!("miss")
+        };
+        assert_eq!(e.opt_class_at(), None);
     }
 
     #[test]

@@ -241,10 +241,13 @@ impl Pipeline {
             return Early::Drop;
         }
         if let (Some(cache), Some(key)) = (&self.cache, &f.key) {
-            let now = Instant::now();
+            // One clock read serves the latency and the TTL arithmetic.
+            let now = started;
             if let Lookup::Fresh(e) = cache.get(key, now) {
                 self.metrics.cache(true, false);
-                let out = f.client(self.udp_payload).forward(e.render(now, None));
+                let out = f
+                    .client(self.udp_payload)
+                    .forward_known(e.render(now, None), e.opt_class_at());
                 self.done(&f, &out, started, &Trace::default());
                 return Early::Reply(out);
             }

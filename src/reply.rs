@@ -105,7 +105,14 @@ impl Client<'_> {
 
     /// Adapts a raw upstream reply for plain forwarding: client's ID and
     /// question case, and truncation when it does not fit.
-    pub fn forward(&self, mut reply: Vec<u8>) -> Vec<u8> {
+    pub fn forward(&self, reply: Vec<u8>) -> Vec<u8> {
+        let opt_class_at = wire::opt_class_offset(&reply);
+        self.forward_known(reply, opt_class_at)
+    }
+
+    /// [`Client::forward`] for a reply whose OPT CLASS offset is known (a
+    /// cache entry keeps it), saving a walk over its records.
+    pub fn forward_known(&self, mut reply: Vec<u8>, opt_class_at: Option<usize>) -> Vec<u8> {
         if let Some(limit) = self.limit
             && reply.len() > limit
         {
@@ -124,7 +131,7 @@ impl Client<'_> {
         }
         self.restore_question(&mut reply);
         // RFC 6891 §6.2.3: the payload in our OPT is ours, not the upstream's.
-        if let Some(at) = wire::opt_class_offset(&reply) {
+        if let Some(at) = opt_class_at.filter(|&at| at + 2 <= reply.len()) {
             reply[at..at + 2].copy_from_slice(&self.our_payload.to_be_bytes());
         }
         reply

@@ -56,7 +56,12 @@ pub async fn serve_udp(sock: UdpSocket, shared: Shared, stop: CancellationToken)
 
 /// Runs the first stage on every datagram of the batch: answers are queued
 /// for one `sendmmsg`, queries that need upstream become tasks.
-fn serve_batch(sock: &Arc<AsyncFd<UdpSocket>>, inbox: &Inbox, outbox: &mut Outbox, shared: &Shared) {
+fn serve_batch(
+    sock: &Arc<AsyncFd<UdpSocket>>,
+    inbox: &Inbox,
+    outbox: &mut Outbox,
+    shared: &Shared,
+) {
     let pipeline = shared.pipeline.load();
     for (packet, src) in inbox.datagrams() {
         match pipeline.answer_now(packet, src.ip(), Transport::Udp) {
