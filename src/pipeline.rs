@@ -584,7 +584,8 @@ impl Pipeline {
 
     /// The zero-copy form of RFC 6147 §5.1 for the shapes most answers have:
     /// no CNAME/DNAME chain, no A, HTTPS or SVCB records to filter, no
-    /// excluded AAAA. Native AAAA pass through as the upstream's bytes; NODATA
+    /// excluded AAAA. Native AAAA and NXDOMAIN (with its CNAME chain, if
+    /// any) pass through as the upstream's bytes; NODATA
     /// is answered from the A response's bytes by [`wire::rewrite::synthesize_aaaa`]
     /// (or, with nothing to synthesize, by the NODATA itself). `None`: some
     /// other shape; the decode → mutate → encode path answers it identically.
@@ -597,13 +598,20 @@ impl Pipeline {
     ) -> Option<Vec<u8>> {
         let view = wire::Message::parse(aaaa).ok()?;
         let s = view.classify();
-        let plain = s.rcode == rcode::NOERROR && s.cname == 0 && s.a == 0 && s.a_rrsig == 0;
-        if !plain
+        let plain = s.rcode == rcode::NOERROR && s.cname == 0;
+        // §5.1.2 / SPEC §3.4: NXDOMAIN is returned as is, chain included.
+        let nxdomain = s.rcode == rcode::NXDOMAIN && s.aaaa == 0;
+        if !(plain || nxdomain)
+            || s.a > 0
+            || s.a_rrsig > 0
             || view
                 .records()
                 .any(|r| matches!(r.rtype, DNAME | SVCB | HTTPS))
         {
             return None;
+        }
+        if nxdomain {
+            return Some(with_ra(aaaa.to_vec()));
         }
         if s.aaaa > 0 {
             let native_only = ask.rules.policy == ZonePolicy::Native

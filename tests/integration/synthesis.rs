@@ -362,6 +362,23 @@ async fn nxdomain_for_aaaa_is_returned_without_an_a_query() {
 }
 
 #[tokio::test]
+async fn nxdomain_at_the_end_of_a_cname_chain_is_returned_with_the_chain_and_no_a_query() {
+    let d = Dns64d::start("").await;
+    d.upstream.on(
+        zone::CHAIN,
+        Some(RecordType::AAAA),
+        Action::RcodeWithRecords(ResponseCode::NXDomain),
+    );
+    let reply = d.udp(&q(zone::CHAIN, RecordType::AAAA)).await;
+    assert_eq!(reply.rcode(), ResponseCode::NXDomain);
+    assert_eq!(reply.answers_of(RecordType::CNAME).len(), 2, "chain kept");
+    assert!(reply.aaaa().is_empty());
+    assert!(reply.msg.recursion_available, "RA set");
+    assert!(d.upstream.asked(zone::A_ONLY, RecordType::A).is_empty());
+    assert!(d.upstream.asked(zone::CHAIN, RecordType::A).is_empty());
+}
+
+#[tokio::test]
 async fn a_failed_a_lookup_returns_the_original_aaaa_nodata() {
     let d = Dns64d::start("").await;
     d.upstream.on(
