@@ -462,8 +462,16 @@ impl Pipeline {
     }
 
     /// Any reply for a DNS64 client under strip/rewrite: untouched bytes when
-    /// there is nothing to strip, else filtered and re-encoded.
+    /// there is nothing to strip (proved on the wire view, without a
+    /// decode), else filtered and re-encoded.
     fn filtered(&self, ask: &Ask<'_>, reply: Reply) -> Vec<u8> {
+        if wire::Message::parse(&reply.bytes).is_ok_and(|view| {
+            !view
+                .records()
+                .any(|r| matches!(r.rtype, rtype::A | rtype::RRSIG | HTTPS | SVCB))
+        }) {
+            return ask.client.forward(reply.bytes);
+        }
         match Message::from_vec(&reply.bytes) {
             Ok(msg) if !needs_filter(&msg) => ask.client.forward(reply.bytes),
             Ok(msg) => self.finish(ask, msg),
