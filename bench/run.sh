@@ -281,7 +281,7 @@ start_sut() {
             sed -e "$subst; s|@WORKERS@|$workers|g" "$HERE/conf/dns64d.toml" > "$d/dns64d.toml"
             "$DNS64D_BIN" check-config "$d/dns64d.toml" > "$d/check.log" 2>&1 \
                 || { cat "$d/check.log" >&2; die "dns64d check-config failed"; }
-            TOKIO_WORKER_THREADS=$workers taskset -c "$cpus" "$DNS64D_BIN" --config "$d/dns64d.toml" > "$d/log" 2>&1 & ;;
+            taskset -c "$cpus" "$DNS64D_BIN" --config "$d/dns64d.toml" > "$d/log" 2>&1 & ;;
         unbound)
             sed -e "$subst" "$HERE/conf/unbound.conf" > "$d/unbound.conf"
             taskset -c "$SUT_CPU" unbound -d -c "$d/unbound.conf" > "$d/log" 2>&1 & ;;

@@ -219,6 +219,7 @@ struct RawServer {
     metrics: Option<String>,
     http_reload: Option<bool>,
     udp_sockets: Option<u64>,
+    workers: Option<u64>,
     rate_limit: Option<u64>,
     rate_limit_burst: Option<u64>,
 }
@@ -336,6 +337,10 @@ pub struct ServerConfig {
     pub http_reload: bool,
     /// UDP sockets per listen address (`SO_REUSEPORT`), one per core by default.
     pub udp_sockets: usize,
+    /// Threads that serve queries, one per core by default. With one, the
+    /// whole data path runs on a single thread (tokio's current-thread
+    /// runtime: no cross-thread wake-ups or work-stealing bookkeeping).
+    pub workers: usize,
     /// Queries/s per client /32 or /64; 0 = off.
     pub rate_limit: u32,
     /// Bucket size; defaults to one second's worth (at least 1).
@@ -561,6 +566,17 @@ impl TryFrom<RawConfig> for Config {
                 Some(n) => {
                     return Err(invalid(
                         "server.udp_sockets",
+                        n,
+                        "must be 0 (one per core) to 256",
+                    ));
+                }
+            },
+            workers: match s.workers {
+                None | Some(0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                Some(n) if n <= 256 => n as usize,
+                Some(n) => {
+                    return Err(invalid(
+                        "server.workers",
                         n,
                         "must be 0 (one per core) to 256",
                     ));
@@ -1001,6 +1017,17 @@ mod tests {
         let err =
             Config::from_toml("[upstream]\nservers=[\"127.0.0.1\"]\ntimeout=0\n").unwrap_err();
         assert!(err.to_string().contains("upstream.timeout"), "{err}");
+    }
+
+    #[test]
+    fn workers_default_to_one_per_core_and_refuse_absurd_counts() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let c = Config::from_toml(MIN).unwrap();
+        assert_eq!(c.server.workers, cores);
+        let c = Config::from_toml(&format!("{MIN}[server]\nworkers = 1\n")).unwrap();
+        assert_eq!(c.server.workers, 1);
+        let err = Config::from_toml(&format!("{MIN}[server]\nworkers = 100000\n")).unwrap_err();
+        assert!(err.to_string().contains("server.workers"), "{err}");
     }
 
     #[test]

@@ -188,6 +188,36 @@ async fn the_binary_serves_dns64_from_a_config_file() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_binary_serves_on_one_worker_and_on_several() {
+    let upstream = Upstream::start().await;
+    for workers in [1, 3] {
+        let extra = format!(
+            "{DNS64_ON_LOOPBACK}\n[server]\nworkers = {workers}\nudp_sockets = {workers}\n"
+        );
+        let running = Running::start(&upstream, &extra).await;
+        let reply = client::udp(running.addr, &q(zone::A_ONLY, RecordType::AAAA).bytes()).await;
+        assert_eq!(
+            reply.aaaa().len(),
+            zone::A_ONLY_ADDRS.len(),
+            "{workers} workers, UDP"
+        );
+        let reply = client::tcp(running.addr, &q(zone::A_ONLY, RecordType::AAAA).bytes()).await;
+        assert_eq!(
+            reply.aaaa().len(),
+            zone::A_ONLY_ADDRS.len(),
+            "{workers} workers, TCP"
+        );
+        // A cache hit is answered from the receive loop.
+        let reply = client::udp(running.addr, &q(zone::A_ONLY, RecordType::AAAA).bytes()).await;
+        assert_eq!(
+            reply.aaaa().len(),
+            zone::A_ONLY_ADDRS.len(),
+            "{workers} workers, hit"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_binary_warns_once_when_the_well_known_prefix_may_map_private_ipv4() {
     let upstream = Upstream::start().await;
     // Defaults: 64:ff9b::/96 and mapped = 0.0.0.0/0, which includes RFC 1918.
