@@ -110,12 +110,12 @@ pub struct Handle {
 
 fn bind_all(
     addrs: &[SocketAddr],
-    udp_sockets: usize,
+    server: &crate::config::ServerConfig,
 ) -> Result<Vec<(SocketAddr, Bound)>, StartError> {
     addrs
         .iter()
         .map(|&addr| {
-            listen::bind(addr, udp_sockets)
+            listen::bind(addr, server.udp_sockets, server.udp_receive_buffer)
                 .map(|b| (addr, b))
                 .map_err(|source| StartError::Bind { addr, source })
         })
@@ -126,7 +126,7 @@ impl Server {
     /// Binds UDP and TCP on every `server.listen` address and the control
     /// endpoint on `server.metrics`.
     pub async fn bind(config: Config) -> Result<Server, StartError> {
-        let bound = bind_all(&config.server.listen, config.server.udp_sockets)?;
+        let bound = bind_all(&config.server.listen, &config.server)?;
         let control = match config.server.metrics {
             None => None,
             Some(addr) => {
@@ -347,7 +347,7 @@ impl Handle {
             .filter(|a| !map.contains_key(a))
             .copied()
             .collect();
-        let fresh = bind_all(&added, cfg.server.udp_sockets)?;
+        let fresh = bind_all(&added, &cfg.server)?;
         inner
             .pipeline
             .store(Arc::new(Pipeline::new(&cfg, inner.metrics.clone())));

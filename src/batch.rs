@@ -74,7 +74,11 @@ pub async fn recv_ready(
         // Fewer than the inbox holds: the queue was empty when the kernel
         // looked. Report WouldBlock so the readiness is cleared now instead
         // of after one more empty read; a datagram arriving later is a new
-        // edge (every enqueue wakes epoll) and wakes us again.
+        // edge (every UDP enqueue wakes epoll) and wakes us again. The other
+        // way recvmmsg stops short, an error after some datagrams (an ICMP
+        // report on a connected socket), also wakes epoll when it arrives,
+        // after our readiness snapshot, so tokio's tick check keeps the
+        // readiness set and the next read sees the rest.
         Ok(n) if n < inbox.slots => Err(io::ErrorKind::WouldBlock.into()),
         r => r,
     });
@@ -154,10 +158,23 @@ impl Inbox {
         let n = (n as usize).min(self.slots);
         for ((got, h), name) in self.got.iter_mut().zip(&hdrs).zip(&names).take(n) {
             let len = (h.msg_len as usize).min(MAX_DATAGRAM);
-            *got = (len, socket_addr(name, h.msg_hdr.msg_namelen));
+            // A datagram cut to fit is not the one that was sent: skipped
+            // like one without a source (cannot happen with 64 KiB slots).
+            let whole = h.msg_hdr.msg_flags & libc::MSG_TRUNC == 0;
+            *got = (
+                len,
+                whole
+                    .then(|| socket_addr(name, h.msg_hdr.msg_namelen))
+                    .flatten(),
+            );
         }
         self.len = n;
         Ok(n)
+    }
+
+    /// Datagrams one read takes at most.
+    pub fn slots(&self) -> usize {
+        self.slots
     }
 
     /// The datagrams of the last [`Inbox::recv`] and their sources (one
@@ -200,6 +217,12 @@ impl Outbox {
                 break Ok(refused);
             }
             match send_batch(sock.as_raw_fd(), rest) {
+                // The kernel never takes none of a non-empty batch without an
+                // error; should it, the first datagram is dropped so the loop ends.
+                Ok(0) => {
+                    refused += 1;
+                    done += 1;
+                }
                 Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Err(e),
@@ -243,7 +266,8 @@ fn send_batch(fd: RawFd, out: &[(Vec<u8>, SocketAddr)]) -> io::Result<usize> {
     }
     // SAFETY: the first `out.len()` headers point into `names`, `iovs` and
     // the queued replies, all alive for the call; the kernel reads exactly
-    // `out.len()` headers and only reads through them.
+    // `out.len()` headers, only reads through their pointers, and writes
+    // nothing but each header's own `msg_len` (a field of our local array).
     let n = unsafe {
         libc::sendmmsg(
             fd,

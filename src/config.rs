@@ -50,6 +50,9 @@ pub const DEFAULT_MAX_INFLIGHT: usize = 4096;
 pub const DEFAULT_MAX_TCP_CONNECTIONS: usize = 1024;
 /// Metrics, /health and /ready: loopback only unless the operator says otherwise.
 pub const DEFAULT_METRICS: &str = "127.0.0.1:9153";
+/// `server.udp_receive_buffer`: 4 MiB, room for ~5,000 queued queries (the
+/// kernel grants at most `net.core.rmem_max`).
+pub const DEFAULT_UDP_RECEIVE_BUFFER: usize = 4 << 20;
 /// Cache entries expected; sizes the shards.
 pub const DEFAULT_CACHE_SIZE: usize = 10_000;
 /// Cache memory bound: 32 MiB holds ~100k typical answers.
@@ -211,6 +214,7 @@ struct RawServer {
     listen: Option<Vec<String>>,
     allow: Option<Vec<String>>,
     udp_payload: Option<u64>,
+    udp_receive_buffer: Option<u64>,
     tcp_idle_timeout: Option<Seconds>,
     max_inflight: Option<u64>,
     max_tcp_connections: Option<u64>,
@@ -337,6 +341,8 @@ pub struct ServerConfig {
     pub http_reload: bool,
     /// UDP sockets per listen address (`SO_REUSEPORT`), one per core by default.
     pub udp_sockets: usize,
+    /// SO_RCVBUF asked for on each UDP socket (bytes; 0 = system default).
+    pub udp_receive_buffer: usize,
     /// Threads that serve queries, one per core by default. With one, the
     /// whole data path runs on a single thread (tokio's current-thread
     /// runtime: no cross-thread wake-ups or work-stealing bookkeeping).
@@ -568,6 +574,17 @@ impl TryFrom<RawConfig> for Config {
                         "server.udp_sockets",
                         n,
                         "must be 0 (one per core) to 256",
+                    ));
+                }
+            },
+            udp_receive_buffer: match s.udp_receive_buffer {
+                None => DEFAULT_UDP_RECEIVE_BUFFER,
+                Some(n) if n <= 1 << 30 => n as usize,
+                Some(n) => {
+                    return Err(invalid(
+                        "server.udp_receive_buffer",
+                        n,
+                        "must be 0 (system default) to 1073741824 bytes",
                     ));
                 }
             },
@@ -1028,6 +1045,22 @@ mod tests {
         assert_eq!(c.server.workers, 1);
         let err = Config::from_toml(&format!("{MIN}[server]\nworkers = 100000\n")).unwrap_err();
         assert!(err.to_string().contains("server.workers"), "{err}");
+    }
+
+    #[test]
+    fn udp_receive_buffer_defaults_to_4_mib_and_zero_means_the_system_default() {
+        let c = Config::from_toml(MIN).unwrap();
+        assert_eq!(c.server.udp_receive_buffer, 4 << 20);
+        let c = Config::from_toml(&format!("{MIN}[server]\nudp_receive_buffer = 0\n")).unwrap();
+        assert_eq!(c.server.udp_receive_buffer, 0);
+        let err = Config::from_toml(&format!(
+            "{MIN}[server]\nudp_receive_buffer = 99999999999\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("server.udp_receive_buffer"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -60,7 +60,9 @@ pub struct Bound {
 
 /// Binds UDP and TCP on `addr`. IPv6 sockets are IPv6-only so `[::]` and
 /// `0.0.0.0` can both be listed; with port 0 both protocols get the same port.
-pub fn bind(addr: SocketAddr, udp_sockets: usize) -> io::Result<Bound> {
+/// `receive_buffer` (bytes, 0 = the system default) is asked for on every
+/// UDP socket; the kernel caps it at `net.core.rmem_max`.
+pub fn bind(addr: SocketAddr, udp_sockets: usize, receive_buffer: usize) -> io::Result<Bound> {
     // Port 0 (tests, ad-hoc runs): one socket and no SO_REUSEPORT, so the
     // kernel can never hand the same port to another listener of ours.
     let (tries, reuse) = if addr.port() == 0 {
@@ -70,7 +72,7 @@ pub fn bind(addr: SocketAddr, udp_sockets: usize) -> io::Result<Bound> {
     };
     let mut last = None;
     for _ in 0..tries {
-        let first = socket(addr, Type::DGRAM, Protocol::UDP, reuse)?;
+        let first = udp_socket(addr, reuse, receive_buffer)?;
         first.bind(&addr.into())?;
         let local = first
             .local_addr()?
@@ -83,7 +85,7 @@ pub fn bind(addr: SocketAddr, udp_sockets: usize) -> io::Result<Bound> {
                 tcp.listen(1024)?;
                 let mut udp = vec![first.into()];
                 for _ in 1..if reuse { udp_sockets } else { 1 } {
-                    let s = socket(local, Type::DGRAM, Protocol::UDP, true)?;
+                    let s = udp_socket(local, true, receive_buffer)?;
                     s.bind(&local.into())?;
                     udp.push(s.into());
                 }
@@ -99,6 +101,17 @@ pub fn bind(addr: SocketAddr, udp_sockets: usize) -> io::Result<Bound> {
     Err(last.unwrap_or_else(|| io::Error::other("no port found")))
 }
 
+/// A UDP socket with room for bursts: a full receive buffer drops queries
+/// silently (counted only in the kernel's UDP RcvbufErrors), and the 208 KiB
+/// default holds only a few hundred small datagrams.
+fn udp_socket(addr: SocketAddr, reuse_port: bool, receive_buffer: usize) -> io::Result<Socket> {
+    let s = socket(addr, Type::DGRAM, Protocol::UDP, reuse_port)?;
+    if receive_buffer > 0 {
+        s.set_recv_buffer_size(receive_buffer)?;
+    }
+    Ok(s)
+}
+
 fn socket(addr: SocketAddr, ty: Type, proto: Protocol, reuse_port: bool) -> io::Result<Socket> {
     let s = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
     if addr.is_ipv6() {
@@ -111,4 +124,23 @@ fn socket(addr: SocketAddr, ty: Type, proto: Protocol, reuse_port: bool) -> io::
     }
     s.set_nonblocking(true)?;
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socket2::SockRef;
+
+    #[test]
+    fn udp_sockets_get_the_receive_buffer_asked_for_within_the_kernel_cap() {
+        let cap: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(usize::MAX);
+        let want = 1 << 20;
+        let b = bind("127.0.0.1:0".parse().unwrap(), 1, want).unwrap();
+        let got = SockRef::from(&b.udp[0]).recv_buffer_size().unwrap();
+        // Linux grants what was asked (doubled for bookkeeping), up to the cap.
+        assert!(got >= want.min(cap), "asked {want}, cap {cap}, got {got}");
+    }
 }

@@ -14,6 +14,10 @@ use crate::batch::{Inbox, Outbox, recv_ready, register_readable, send_retrying};
 use crate::metrics::DropReason;
 use crate::pipeline::{Early, Transport};
 
+/// Most batches read after a stop: a full receive buffer's worth, a few
+/// thousand queries.
+const DRAIN_BATCHES: usize = 256;
+
 /// Serves UDP on `sock` until `stop` (shutdown, or this address removed by a
 /// reload). The socket is registered for readability only (see
 /// [`send_retrying`]).
@@ -47,10 +51,17 @@ pub async fn serve_udp(sock: UdpSocket, shared: Shared, stop: CancellationToken)
         flush(&sock, &mut outbox, &shared).await;
     }
     // Queries the kernel already queued were sent before we stopped: answer
-    // them too, so a shutdown loses nothing that reached us.
-    while matches!(inbox.recv(sock.get_ref()), Ok(n) if n > 0) {
+    // them too, so a shutdown loses nothing that reached us. Bounded: a
+    // client sending as fast as we answer must not hold the shutdown open.
+    for _ in 0..DRAIN_BATCHES {
+        let Ok(n) = inbox.recv(sock.get_ref()) else {
+            break;
+        };
         serve_batch(&sock, &inbox, &mut outbox, &shared);
         flush(&sock, &mut outbox, &shared).await;
+        if n < inbox.slots() {
+            break;
+        }
     }
 }
 
