@@ -336,7 +336,7 @@ CAVEATS = """\
   latency, not CPU. On loopback the sender of a datagram also pays for its delivery
   (the receive softirq runs in the `sendto`/`sendmmsg` call), so every server's CPU
   per query includes part of its peers' receive path.
-- Runs before 2026-11-26 12:00 used dnsperf for the saturating load; their QPS (and
+- Runs before 2026-11-26 11:45 used dnsperf for the saturating load; their QPS (and
   the q/CPU-s of servers it could not saturate) are not comparable with blast runs.
 """
 
