@@ -43,7 +43,7 @@ TARGETS = [
     ("cold", "pass", "qcpu", "dnsdist", 1.0, "ratio"),
     ("cold", "synth", "p99", None, 0.5, "max"),
     ("warm", "*", "rss", None, 16.0, "max"),
-    # 2 workers (two SO_REUSEPORT sockets, both CPUs) against 1: CPU per query within 10%
+    # 2 workers (two SO_REUSEPORT sockets) against 1: CPU per query within 10%
     ("warm", "synth", "qcpu", "dns64d2", 0.9, "scale"),
     ("cold", "synth", "qcpu", "dns64d2", 0.9, "scale"),
 ]
@@ -302,13 +302,17 @@ CAVEATS = """\
   `taskset` can promise; the load generator and knotd share CPU 1. CPU time per query is far less
   sensitive to that than QPS, which is why it ranks. Repetitions are interleaved
   (every system once per repetition, order rotated) so drift hits all systems alike.
-- One worker each: dns64d with `server.workers = 1` (its current-thread runtime), Unbound `num-threads: 1`,
+- One worker each: dns64d with `server.workers = 1`, Unbound `num-threads: 1`,
   BIND `named -n 1`, kresd is one process, PowerDNS `threads=1`
   (`pdns-distributes-queries=no`); dnsdist has its own fixed set of threads. Helper
   threads of every server are counted in its CPU time and pinned to the same core.
 - `dns64d, 2 workers` is the scaling check, not a competitor: `server.workers = 2` and
-  two `SO_REUSEPORT` sockets, allowed on both CPUs, so it shares CPU 1 with the load
-  generator and knotd. Its q/CPU-s against the one-worker row is the scaling ratio.
+  two `SO_REUSEPORT` sockets, each worker with its own thread, runtime and upstream
+  sockets. Both threads stay on CPU 0: on a 2-core box a second server core would be
+  the load generator's and knotd's core, and the check would measure their contention
+  instead of what a second worker adds to each query (shared cache and counters,
+  the kernel spreading packets over two sockets). Its q/CPU-s against the one-worker
+  row is the scaling ratio; `SCALE_CPUS=0,1` runs it on both cores instead.
 - dnsdist does no DNS64: in the synth and pod mixes it answers what knotd answers
   (NODATA for A-only names). It is the cost floor of a UDP proxy (with its packet cache
   in warm runs), not a competitor there.

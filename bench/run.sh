@@ -20,8 +20,8 @@
 #   --no-rt            do not raise server, knotd and dnsperf to SCHED_FIFO for
 #                      the paced latency run (see bench/README.md)
 #   --systems LIST     comma list of: dns64d dns64d2 unbound bind kresd pdns dnsdist
-#                      (dns64d2: 2 workers and 2 SO_REUSEPORT sockets on both
-#                      CPUs, the scaling check)
+#                      (dns64d2: 2 workers and 2 SO_REUSEPORT sockets, the
+#                      scaling check; on the server's CPU unless SCALE_CPUS)
 #   --mixes LIST       comma list of: synth pod pass
 #   --modes LIST       comma list of: warm cold
 #   --quick            --reps 1 --duration 3 --paced 2, smaller cold files
@@ -35,6 +35,7 @@
 # Environment: DNS64D_BIN (binary to test), DNS64D_REPO (source tree, default
 # the parent of bench/), CARGO_TARGET_DIR (build dir,
 # default /tmp/bench-target), SUT_CPU (default 0), LOAD_CPU (default 1),
+# SCALE_CPUS (CPUs of dns64d2, default SUT_CPU),
 # RESULTS_DIR (default bench/results).
 set -euo pipefail
 
@@ -192,7 +193,7 @@ if [ "$INNER" = 0 ]; then
     # --pid --fork --kill-child: when the inner script exits (or is killed),
     # the kernel kills every process left in the namespace: nothing survives.
     unshare --net --pid --fork --mount-proc --kill-child -- \
-        env DNS64D_BIN="$DNS64D_BIN" WORK="$WORK" SUT_CPU="$SUT_CPU" LOAD_CPU="$LOAD_CPU" RESULTS_DIR="$RESULTS_DIR" \
+        env DNS64D_BIN="$DNS64D_BIN" WORK="$WORK" SUT_CPU="$SUT_CPU" LOAD_CPU="$LOAD_CPU" SCALE_CPUS="${SCALE_CPUS:-}" RESULTS_DIR="$RESULTS_DIR" \
         bash "$0" --inner "${ARGS[@]}"
     make_doc
     exit 0
@@ -274,10 +275,11 @@ start_sut() {
     local subst="s|@RUNDIR@|$d|g; s|@UP_PORT@|$UP_PORT|g; s|@SUT_PORT@|$SUT_PORT|g; s|@FILTER_A@|$fa|g"
     case $sys in
         dns64d|dns64d2)
-            # dns64d2: the same server with 2 workers and 2 UDP sockets on
-            # both CPUs (the load generator and knotd stay on theirs).
+            # dns64d2: the same server with 2 workers and 2 UDP sockets, on
+            # the server's CPU (SCALE_CPUS=0,1 lets it use both; then its
+            # second worker competes with the load generator and knotd).
             local workers=1 cpus=$SUT_CPU
-            [ "$sys" = dns64d2 ] && { workers=2; cpus=$SUT_CPU,$LOAD_CPU; }
+            [ "$sys" = dns64d2 ] && { workers=2; cpus=${SCALE_CPUS:-$SUT_CPU}; }
             sed -e "$subst; s|@WORKERS@|$workers|g" "$HERE/conf/dns64d.toml" > "$d/dns64d.toml"
             "$DNS64D_BIN" check-config "$d/dns64d.toml" > "$d/check.log" 2>&1 \
                 || { cat "$d/check.log" >&2; die "dns64d check-config failed"; }

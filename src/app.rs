@@ -19,6 +19,7 @@ use crate::control::{self, Control};
 use crate::listen::{self, Bound, Shared};
 use crate::metrics::{Metrics, names};
 use crate::pipeline::Pipeline;
+use crate::worker::Workers;
 
 /// Probe interval while no upstream has answered yet.
 const PROBE_UNREADY: Duration = Duration::from_secs(1);
@@ -67,6 +68,8 @@ struct Inner {
     listeners: Mutex<HashMap<SocketAddr, Listener>>,
     /// Set once `run` has started: what new listeners need.
     shared: OnceLock<Shared>,
+    /// Set once `run` has started: the runtimes UDP sockets are served on.
+    workers: OnceLock<Vec<tokio::runtime::Handle>>,
 }
 
 /// One listen address.
@@ -83,13 +86,13 @@ struct Listener {
 impl Inner {
     /// Serves every bound but unstarted listener (once `run` has begun).
     fn start_listeners(&self, map: &mut HashMap<SocketAddr, Listener>, tracker: &TaskTracker) {
-        let Some(shared) = self.shared.get() else {
+        let (Some(shared), Some(workers)) = (self.shared.get(), self.workers.get()) else {
             return;
         };
         for l in map.values_mut() {
             if let Some(b) = l.unstarted.take() {
                 l.stop = shared.shutdown.child_token();
-                spawn_listener(tracker, b, shared, l.stop.clone());
+                spawn_listener(tracker, workers, b, shared, l.stop.clone());
             }
         }
     }
@@ -162,6 +165,7 @@ impl Server {
                 ready: AtomicBool::new(false),
                 listeners: Mutex::new(listeners),
                 shared: OnceLock::new(),
+                workers: OnceLock::new(),
             }),
             control,
         })
@@ -211,7 +215,7 @@ impl Server {
     /// Serves until `shutdown` fires, then stops accepting and waits up to
     /// `server.drain_timeout` for in-flight queries.
     pub async fn run(self, shutdown: CancellationToken) {
-        let (max_inflight, max_tcp, idle, drain, probe) = {
+        let (max_inflight, max_tcp, idle, drain, probe, workers) = {
             let cfg = self.inner.config.lock().unwrap_or_else(|e| e.into_inner());
             (
                 cfg.server.max_inflight,
@@ -219,8 +223,11 @@ impl Server {
                 cfg.server.tcp_idle_timeout,
                 cfg.server.drain_timeout,
                 cfg.server.metrics.is_some(),
+                cfg.server.workers,
             )
         };
+        let workers = Workers::start(workers);
+        let _ = self.inner.workers.set(workers.handles().to_vec());
         let shared = Shared {
             pipeline: self.inner.pipeline.clone(),
             metrics: self.inner.metrics.clone(),
@@ -279,12 +286,22 @@ impl Server {
                 "drain timeout reached; exiting with queries in flight"
             );
         }
+        workers.stop();
     }
 }
 
-fn spawn_listener(tracker: &TaskTracker, b: Bound, shared: &Shared, stop: CancellationToken) {
-    for udp in b.udp {
-        tracker.spawn(listen::serve_udp(udp, shared.clone(), stop.clone()));
+/// Spreads the listener's UDP sockets over the workers (one each by
+/// default); TCP stays on the calling runtime.
+fn spawn_listener(
+    tracker: &TaskTracker,
+    workers: &[tokio::runtime::Handle],
+    b: Bound,
+    shared: &Shared,
+    stop: CancellationToken,
+) {
+    for (i, udp) in b.udp.into_iter().enumerate() {
+        let serve = listen::serve_udp(udp, shared.clone(), stop.clone());
+        tracker.spawn_on(serve, &workers[i % workers.len()]);
     }
     match tokio::net::TcpListener::from_std(b.tcp) {
         Ok(tcp) => {

@@ -343,9 +343,8 @@ pub struct ServerConfig {
     pub udp_sockets: usize,
     /// SO_RCVBUF asked for on each UDP socket (bytes; 0 = system default).
     pub udp_receive_buffer: usize,
-    /// Threads that serve queries, one per core by default. With one, the
-    /// whole data path runs on a single thread (tokio's current-thread
-    /// runtime: no cross-thread wake-ups or work-stealing bookkeeping).
+    /// Threads that serve UDP queries, one per core by default; each has its
+    /// own runtime, sockets and upstream sockets (see `worker`).
     pub workers: usize,
     /// Queries/s per client /32 or /64; 0 = off.
     pub rate_limit: u32,

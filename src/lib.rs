@@ -30,3 +30,4 @@ pub mod control;
 pub mod doctor;
 pub mod error;
 pub mod metrics;
+pub mod worker;

@@ -95,17 +95,14 @@ fn run(path: Option<PathBuf>) -> ExitCode {
         }
     };
     init_logging(&cfg);
-    // One worker: tokio's current-thread runtime, which spares every spawn
-    // and wake-up the cross-thread bookkeeping of the multi-thread one
-    // (~15% of the CPU per forwarded query, docs/PERFORMANCE.md).
-    let mut builder = if cfg.server.workers == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(cfg.server.workers);
-        b
-    };
-    let runtime = match builder.enable_all().build() {
+    // The main thread is worker 0 and runs the control path; `server.workers`
+    // adds threads of their own (dns64d::worker). Current-thread runtimes
+    // spare every spawn and wake-up the cross-thread bookkeeping of tokio's
+    // multi-thread one (~15% of the CPU per forwarded query).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("dns64d: cannot start the runtime: {e}");

@@ -22,6 +22,7 @@ use crate::batch::{Inbox, recv_ready, register_readable, send_retrying};
 use crate::config::unspecified_for;
 use crate::metrics::ServerStats;
 use crate::wire;
+use crate::worker;
 
 /// Replies read per wake-up and socket.
 const READ_BATCH: usize = 16;
@@ -99,6 +100,19 @@ impl Pool {
         Ok(self.slots[i].get().expect("set by us or by the winner"))
     }
 
+    /// A random socket among this worker's share of the pool, so the reply's
+    /// reader runs on the thread of the query waiting for it (the share's
+    /// sockets are created, and their readers spawned, by this worker).
+    fn pick(&self) -> usize {
+        let (worker, workers) = worker::current();
+        let per = self.slots.len() / workers.max(1);
+        if workers > 1 && per > 0 {
+            worker % workers * per + rand::random_range(0..per)
+        } else {
+            rand::random_range(0..self.slots.len())
+        }
+    }
+
     /// Sends `packet` (its ID is replaced by one free on the chosen socket)
     /// and waits for the matching reply. The caller bounds the wait.
     pub async fn exchange(
@@ -106,7 +120,7 @@ impl Pool {
         packet: &mut [u8],
         question: &[u8],
     ) -> Result<Vec<u8>, UpstreamError> {
-        let slot = self.slot(rand::random_range(0..self.slots.len()))?;
+        let slot = self.slot(self.pick())?;
         let (tx, rx) = oneshot::channel();
         let id = {
             let mut waiting = slot.waiting.lock().unwrap_or_else(|e| e.into_inner());
