@@ -182,3 +182,43 @@ async fn reader(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::Workers;
+
+    #[tokio::test]
+    async fn each_worker_picks_only_sockets_of_its_own_share() {
+        let stats = Arc::new(ServerStats::default());
+        let pool = Arc::new(Pool::new("127.0.0.1:53".parse().unwrap(), 16, stats));
+        let workers = Workers::start(2);
+        for (w, share) in [(0, 0..8), (1, 8..16)] {
+            let pool = pool.clone();
+            let picks = workers
+                .handle(w)
+                .spawn(async move { (0..200).map(|_| pool.pick()).collect::<Vec<_>>() })
+                .await
+                .unwrap();
+            assert!(
+                picks.iter().all(|p| share.contains(p)),
+                "worker {w}: {picks:?}"
+            );
+        }
+        workers.stop();
+    }
+
+    #[test]
+    fn outside_any_worker_every_socket_may_be_picked() {
+        let pool = Pool::new(
+            "127.0.0.1:53".parse().unwrap(),
+            4,
+            Arc::new(ServerStats::default()),
+        );
+        let mut seen = [false; 4];
+        for _ in 0..400 {
+            seen[pool.pick()] = true;
+        }
+        assert!(seen.iter().all(|&s| s));
+    }
+}
