@@ -187,21 +187,45 @@ impl Inbox {
     }
 }
 
-/// Answers waiting to leave in one `sendmmsg`.
+/// Answers waiting to leave in one `sendmmsg`. The buffers stay for the
+/// next batch: answering allocates nothing once they have grown.
 #[derive(Default)]
 pub struct Outbox {
-    queued: Vec<(Vec<u8>, SocketAddr)>,
+    bufs: Vec<(Vec<u8>, SocketAddr)>,
+    /// The first `len` buffers are queued.
+    len: usize,
 }
 
 impl Outbox {
+    /// The next free buffer, empty; [`Outbox::commit`] queues what was
+    /// written into it, else it is reused by the next call.
+    pub fn buffer(&mut self) -> &mut Vec<u8> {
+        if self.len == self.bufs.len() {
+            let unspecified = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+            self.bufs.push((Vec::new(), unspecified));
+        }
+        let buf = &mut self.bufs[self.len].0;
+        buf.clear();
+        buf
+    }
+
+    /// Queues the buffer [`Outbox::buffer`] returned last, for `to`.
+    pub fn commit(&mut self, to: SocketAddr) {
+        if let Some(slot) = self.bufs.get_mut(self.len) {
+            slot.1 = to;
+            self.len += 1;
+        }
+    }
+
     /// Queues `reply` for `to`.
-    pub fn push(&mut self, reply: Vec<u8>, to: SocketAddr) {
-        self.queued.push((reply, to));
+    pub fn push(&mut self, reply: &[u8], to: SocketAddr) {
+        self.buffer().extend_from_slice(reply);
+        self.commit(to);
     }
 
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
-        self.queued.is_empty()
+        self.len == 0
     }
 
     /// Sends what is queued, [`BATCH`] per call. A datagram the kernel
@@ -212,7 +236,7 @@ impl Outbox {
         let mut refused = 0;
         let mut done = 0;
         let result = loop {
-            let rest = &self.queued[done..];
+            let rest = &self.bufs[done..self.len];
             if rest.is_empty() {
                 break Ok(refused);
             }
@@ -234,13 +258,22 @@ impl Outbox {
                 }
             }
         };
-        self.queued.drain(..done);
+        // Sent buffers go to the back, to be reused.
+        self.bufs[..self.len].rotate_left(done);
+        self.len -= done;
         result
     }
 
-    /// Takes what is still queued (after a `WouldBlock`).
-    pub fn take(&mut self) -> impl Iterator<Item = (Vec<u8>, SocketAddr)> + '_ {
-        self.queued.drain(..)
+    /// What is still queued (after a `WouldBlock`).
+    pub fn queued(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
+        self.bufs[..self.len]
+            .iter()
+            .map(|(b, to)| (b.as_slice(), *to))
+    }
+
+    /// Forgets what is queued (after sending it some other way).
+    pub fn clear(&mut self) {
+        self.len = 0;
     }
 }
 
@@ -280,6 +313,41 @@ fn send_batch(fd: RawFd, out: &[(Vec<u8>, SocketAddr)]) -> io::Result<usize> {
         return Err(io::Error::last_os_error());
     }
     Ok(n as usize)
+}
+
+/// One `sendmmsg` of up to [`BATCH`] datagrams on a connected socket (no
+/// destination addresses); how many the kernel took.
+pub fn send_connected<'a>(fd: RawFd, out: impl Iterator<Item = &'a [u8]>) -> io::Result<usize> {
+    // SAFETY: as in `Inbox::recv`: plain C data, all-zero is valid.
+    let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+    let mut iovs: [libc::iovec; BATCH] = std::array::from_fn(|_| libc::iovec {
+        iov_base: ptr::null_mut(),
+        iov_len: 0,
+    });
+    let mut n = 0;
+    for (iov, bytes) in iovs.iter_mut().zip(out) {
+        // The kernel only reads a datagram being sent.
+        iov.iov_base = bytes.as_ptr().cast_mut().cast();
+        iov.iov_len = bytes.len();
+        n += 1;
+    }
+    for (h, iov) in hdrs.iter_mut().zip(&mut iovs).take(n) {
+        h.msg_hdr.msg_iov = iov;
+        h.msg_hdr.msg_iovlen = 1;
+    }
+    if n == 0 {
+        return Ok(0);
+    }
+    // SAFETY: the first `n` headers point into `iovs`, whose buffers are
+    // borrowed from the caller for the call (the iterator's items outlive
+    // it: `'a`); the kernel reads exactly `n` headers, only reads through
+    // their pointers, and writes nothing but each header's `msg_len`.
+    let sent =
+        unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT) };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sent as usize)
 }
 
 /// Writes `addr` as a C socket address into `storage`; its length.
@@ -419,7 +487,7 @@ mod tests {
             let mut outbox = Outbox::default();
             for i in 0..BATCH as u8 + 7 {
                 let to = if i % 2 == 0 { &b } else { &c };
-                outbox.push(vec![i], to.local_addr().unwrap());
+                outbox.push(&[i], to.local_addr().unwrap());
             }
             assert_eq!(outbox.flush(&a).unwrap(), 0);
             assert!(outbox.is_empty());
@@ -443,8 +511,8 @@ mod tests {
         let (a, b) = pair("127.0.0.1:0");
         let mut outbox = Outbox::default();
         // Port 0 is not a valid destination: that datagram alone fails.
-        outbox.push(b"bad".to_vec(), "127.0.0.1:0".parse().unwrap());
-        outbox.push(b"good".to_vec(), b.local_addr().unwrap());
+        outbox.push(b"bad", "127.0.0.1:0".parse().unwrap());
+        outbox.push(b"good", b.local_addr().unwrap());
         assert_eq!(outbox.flush(&a).unwrap(), 1);
         let mut buf = [0u8; 8];
         let (n, _) = b.recv_from(&mut buf).unwrap();

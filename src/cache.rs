@@ -61,7 +61,16 @@ impl Entry {
     /// `stale_ttl` when stale (RFC 8767 §4 recommends 30 s). ID, RD and
     /// question case are the caller's to patch.
     pub fn render(&self, now: Instant, stale_ttl: Option<u32>) -> Vec<u8> {
-        let mut out = self.bytes.to_vec();
+        let mut out = Vec::with_capacity(self.bytes.len());
+        self.render_into(now, stale_ttl, &mut out);
+        out
+    }
+
+    /// [`Entry::render`] into `out` (cleared first), a buffer the caller
+    /// reuses: a cache hit allocates nothing.
+    pub fn render_into(&self, now: Instant, stale_ttl: Option<u32>, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&self.bytes);
         let age = now
             .saturating_duration_since(self.stored)
             .as_secs()
@@ -72,7 +81,6 @@ impl Entry {
             let new = stale_ttl.unwrap_or_else(|| ttl.saturating_sub(age));
             out[at..at + 4].copy_from_slice(&new.to_be_bytes());
         }
-        out
     }
 
     /// Offset of the OPT record's CLASS field in the rendered answer.

@@ -25,7 +25,7 @@ use crate::metrics::{DropReason, Metrics};
 use crate::policy::{Policy, Rules, Treatment};
 use crate::ratelimit::RateLimiter;
 use crate::reply::Client;
-use crate::upstream::{Reply, Upstream, UpstreamError};
+use crate::upstream::{Reply, Resume, Upstream, UpstreamError};
 use crate::wire::{self, Query, WireError, ede, rcode, rtype};
 
 /// Which transport a query came in on: UDP replies are size-limited.
@@ -53,6 +53,8 @@ pub struct Pipeline {
     rate_limit: Option<RateLimiter>,
     /// Clock origin for the rate limiter.
     epoch: Instant,
+    /// See [`Pipeline::relay_sockets`].
+    relay_sockets: usize,
 }
 
 /// RFC 1035 class IN; DNS64 applies to nothing else.
@@ -63,12 +65,16 @@ const CLASS_IN: u16 = 1;
 pub const PTR_CNAME_TTL: u32 = 600;
 
 /// What the synchronous first stage decided.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Early {
-    /// Send this now.
-    Reply(Vec<u8>),
+    /// Send the reply written into the caller's buffer now.
+    Reply,
     /// Send nothing.
     Drop,
+    /// Plain forwarding, one upstream exchange and a patch: the caller may
+    /// relay the packet itself ([`crate::upstream::relay`]) and finish with
+    /// [`Pipeline::finish_relayed`], or run [`Pipeline::resolve_query`].
+    Relay,
     /// Needs upstream: run [`Pipeline::resolve_query`].
     Resolve,
 }
@@ -171,6 +177,10 @@ impl Pipeline {
             rate_limit: (cfg.server.rate_limit > 0)
                 .then(|| RateLimiter::new(cfg.server.rate_limit, cfg.server.rate_limit_burst)),
             epoch: Instant::now(),
+            relay_sockets: (cfg.upstream.socket_pool / cfg.server.workers.max(1)).clamp(
+                usize::from(cfg.upstream.socket_pool > 0),
+                crate::upstream::relay::MAX_SOCKETS,
+            ),
             query_log: QueryLog {
                 every: if cfg.log.queries {
                     u64::from(cfg.log.query_sample)
@@ -199,19 +209,27 @@ impl Pipeline {
         src: IpAddr,
         transport: Transport,
     ) -> Option<Vec<u8>> {
-        match self.answer_now(packet, src, transport) {
-            Early::Reply(out) => Some(out),
+        let mut out = Vec::new();
+        match self.answer_now(packet, src, transport, &mut out) {
+            Early::Reply => Some(out),
             Early::Drop => None,
-            Early::Resolve => Some(self.resolve_query(packet, src, transport).await),
+            Early::Relay | Early::Resolve => Some(self.resolve_query(packet, src, transport).await),
         }
     }
 
     /// The synchronous first stage, run for every packet in the receive loop:
-    /// rejections, REFUSED and fresh cache hits are answered here without a
-    /// task, an allocation for the packet, or an await. `Resolve` means the
-    /// caller runs [`Pipeline::resolve_query`] (the packet is parsed again
-    /// there: cheaper than carrying borrowed state across a task).
-    pub fn answer_now(&self, packet: &[u8], src: IpAddr, transport: Transport) -> Early {
+    /// rejections, REFUSED and fresh cache hits are answered here (into
+    /// `out`, a buffer the caller reuses) without a task, an allocation or
+    /// an await. `Relay` and `Resolve` mean the query needs upstream (the
+    /// packet is parsed again there: cheaper than carrying borrowed state
+    /// across a task).
+    pub fn answer_now(
+        &self,
+        packet: &[u8],
+        src: IpAddr,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> Early {
         let started = Instant::now();
         let f = match self.front(packet, src, transport) {
             Ok(f) => f,
@@ -227,7 +245,8 @@ impl Pipeline {
                 return match reply {
                     Some(r) => {
                         self.metrics.response(reply_rcode(&r), started.elapsed());
-                        Early::Reply(r)
+                        *out = r;
+                        Early::Reply
                     }
                     None => Early::Drop,
                 };
@@ -240,19 +259,129 @@ impl Pipeline {
             self.metrics.dropped(DropReason::RateLimited);
             return Early::Drop;
         }
+        let mut missed = false;
         if let (Some(cache), Some(key)) = (&self.cache, &f.key) {
             // One clock read serves the latency and the TTL arithmetic.
             let now = started;
-            if let Lookup::Fresh(e) = cache.get(key, now) {
-                self.metrics.cache(true, false);
-                let out = f
-                    .client(self.udp_payload)
-                    .forward_known(e.render(now, None), e.opt_class_at());
-                self.done(&f, &out, started, &Trace::default());
-                return Early::Reply(out);
+            match cache.get(key, now) {
+                Lookup::Fresh(e) => {
+                    self.metrics.cache(true, false);
+                    e.render_into(now, None, out);
+                    f.client(self.udp_payload)
+                        .forward_in_place(out, e.opt_class_at());
+                    self.done(&f, out, started.elapsed(), &Trace::default());
+                    return Early::Reply;
+                }
+                // Serve-stale needs the task's timer.
+                Lookup::Stale(_) => return Early::Resolve,
+                Lookup::Miss => missed = true,
             }
         }
+        if self.relayable(&f) {
+            if missed {
+                self.metrics.cache(false, false);
+            }
+            return Early::Relay;
+        }
         Early::Resolve
+    }
+
+    /// True when answering `f` is one upstream exchange of the client's own
+    /// bytes and a patch of the reply: what [`Pipeline::forward`] does.
+    fn relayable(&self, f: &Front<'_>) -> bool {
+        let q = &f.query;
+        let plain = !f.dns64
+            || (f.rules.filter_a == FilterA::Pass
+                && q.qtype != rtype::AAAA
+                && !(q.qtype == rtype::PTR && self.policy.ptr() != PtrMode::Off)
+                && !(q.qtype == rtype::A && dns64::is_ipv4only(q.qname())));
+        // An ECS option may have to come off first (RFC 7871 §7.1.2).
+        let no_ecs = q.edns.is_none_or(|e| e.ecs.is_none());
+        self.relay_sockets > 0 && f.transport == Transport::Udp && plain && no_ecs
+    }
+
+    /// Upstream sockets per server for one receive loop's relay; 0 when
+    /// `upstream.socket_pool = 0` asks for a fresh socket per query.
+    pub fn relay_sockets(&self) -> usize {
+        self.relay_sockets
+    }
+
+    /// Finishes a query the caller relayed (after [`Early::Relay`]):
+    /// `reply` is the upstream's answer to `query` (the client's bytes, as
+    /// received), taken at `now`. Writes the client's answer into `out` and
+    /// caches it; false when there is nothing to send.
+    pub fn finish_relayed(
+        &self,
+        query: &[u8],
+        reply: &[u8],
+        upstream: SocketAddr,
+        src: IpAddr,
+        (started, now): (Instant, Instant),
+        out: &mut Vec<u8>,
+    ) -> bool {
+        // The same packet the first stage accepted: the same verdict.
+        let Ok(f) = self.front(query, src, Transport::Udp) else {
+            return false;
+        };
+        let client = f.client(self.udp_payload);
+        out.clear();
+        out.extend_from_slice(reply);
+        let opt_class_at = wire::opt_class_offset(out);
+        // The full answer (client's ID and question case, our payload) is
+        // what the cache keeps; the transport limit applies after.
+        Client {
+            limit: None,
+            ..client
+        }
+        .forward_in_place(out, opt_class_at);
+        if let (Some(cache), Some(key)) = (&self.cache, f.key.clone()) {
+            cache.insert(key, out, now);
+        }
+        client.forward_in_place(out, opt_class_at);
+        let trace = Trace::default();
+        if self.query_log.every != 0 {
+            *trace.upstream.lock().unwrap_or_else(|e| e.into_inner()) = Some(upstream);
+        }
+        self.done(&f, out, now.saturating_duration_since(started), &trace);
+        true
+    }
+
+    /// The rest of a relayed query whose first attempt did not settle it:
+    /// the remaining attempts, then the same finish as [`Pipeline::finish_relayed`].
+    pub async fn resume_relayed(
+        &self,
+        query: &[u8],
+        src: IpAddr,
+        resume: Resume,
+        started: Instant,
+    ) -> Vec<u8> {
+        let f = match self.front(query, src, Transport::Udp) {
+            Ok(f) => f,
+            Err(r) => return r.reply.unwrap_or_default(),
+        };
+        let client = f.client(self.udp_payload);
+        let ask = Ask {
+            client: Client {
+                limit: None,
+                ..client
+            },
+            bytes: query,
+            rules: f.rules,
+            trace: Trace::default(),
+        };
+        let full = match self.upstream.query_from(query, resume).await {
+            Ok(reply) => {
+                *ask.trace.upstream.lock().unwrap_or_else(|e| e.into_inner()) = Some(reply.server);
+                ask.client.forward(reply.bytes)
+            }
+            Err(e) => self.unreachable(&ask, &e),
+        };
+        if let (Some(cache), Some(key)) = (&self.cache, f.key.clone()) {
+            cache.insert(key, &full, Instant::now());
+        }
+        let out = client.forward(full);
+        self.done(&f, &out, started.elapsed(), &ask.trace);
+        out
     }
 
     /// The second stage: everything that needs upstream (or a stale entry).
@@ -281,7 +410,7 @@ impl Pipeline {
             trace: Trace::default(),
         };
         let out = client.forward(self.resolve(&ask, f.key.clone(), f.dns64).await);
-        self.done(&f, &out, started, &ask.trace);
+        self.done(&f, &out, started.elapsed(), &ask.trace);
         out
     }
 
@@ -334,8 +463,7 @@ impl Pipeline {
     }
 
     /// Counts the answer and writes the sampled query log line.
-    fn done(&self, f: &Front<'_>, out: &[u8], started: Instant, trace: &Trace) {
-        let took = started.elapsed();
+    fn done(&self, f: &Front<'_>, out: &[u8], took: std::time::Duration, trace: &Trace) {
         let rcode = reply_rcode(out);
         self.metrics.response(rcode, took);
         if trace.synthesized() {

@@ -113,28 +113,35 @@ impl Client<'_> {
     /// [`Client::forward`] for a reply whose OPT CLASS offset is known (a
     /// cache entry keeps it), saving a walk over its records.
     pub fn forward_known(&self, mut reply: Vec<u8>, opt_class_at: Option<usize>) -> Vec<u8> {
+        self.forward_in_place(&mut reply, opt_class_at);
+        reply
+    }
+
+    /// [`Client::forward_known`] on a buffer the caller keeps (the receive
+    /// loop's send buffers), so the common case allocates nothing.
+    pub fn forward_in_place(&self, reply: &mut Vec<u8>, opt_class_at: Option<usize>) {
         if let Some(limit) = self.limit
             && reply.len() > limit
         {
-            return match Message::from_vec(&reply) {
+            *reply = match Message::from_vec(reply) {
                 Ok(msg) => self.encode(msg, None),
                 Err(_) => self.error(
                     rcode::SERVFAIL,
                     Some((wire::ede::OTHER, "upstream reply unparseable")),
                 ),
             };
+            return;
         }
-        wire::set_id(&mut reply, self.query.header().id());
+        wire::set_id(reply, self.query.header().id());
         // RD is the client's to echo (RFC 1035 §4.1.1); cached answers came from another client.
         if reply.len() > 2 {
             reply[2] = (reply[2] & !0x01) | u8::from(self.query.header().rd());
         }
-        self.restore_question(&mut reply);
+        self.restore_question(reply);
         // RFC 6891 §6.2.3: the payload in our OPT is ours, not the upstream's.
         if let Some(at) = opt_class_at.filter(|&at| at + 2 <= reply.len()) {
             reply[at..at + 2].copy_from_slice(&self.our_payload.to_be_bytes());
         }
-        reply
     }
 }
 

@@ -1,22 +1,54 @@
 //! UDP: one receive loop per socket. Each wake-up reads every queued query
-//! in one `recvmmsg`, answers what the first stage can answer (rejections,
-//! REFUSED, cache hits) and sends those answers in one `sendmmsg`; a query
-//! that needs upstream becomes a task that sends its own answer.
+//! in one `recvmmsg` and runs the first stage on each: answers it can give
+//! (rejections, REFUSED, cache hits) are queued for one `sendmmsg`; plain
+//! forwards go to the loop's [relay](crate::upstream::relay), whose replies
+//! the same loop reads and answers in place; anything else becomes a task
+//! that sends its own answer.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::io::unix::AsyncFd;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use crate::batch::{Inbox, Outbox, recv_ready, register_readable, send_retrying};
 use crate::metrics::DropReason;
-use crate::pipeline::{Early, Transport};
+use crate::pipeline::{Early, Pipeline, Transport};
+use crate::upstream::Resume;
+use crate::upstream::relay::{Outcome, Ready, Relay};
 
 /// Most batches read after a stop: a full receive buffer's worth, a few
 /// thousand queries.
 const DRAIN_BATCHES: usize = 256;
+
+type Sock = Arc<AsyncFd<UdpSocket>>;
+
+/// Where a relayed query's answer goes.
+#[derive(Debug)]
+struct Relayed {
+    src: SocketAddr,
+    started: Instant,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// The relay of one loop and the pipeline (generation) it serves: a reload
+/// that swaps the pipeline gets a new relay.
+struct LoopRelay {
+    pipeline: Arc<Pipeline>,
+    relay: Relay<Relayed>,
+}
+
+/// The state of one receive loop.
+struct Loop {
+    sock: Sock,
+    shared: Shared,
+    inbox: Inbox,
+    outbox: Outbox,
+    relay: Option<LoopRelay>,
+}
 
 /// Serves UDP on `sock` until `stop` (shutdown, or this address removed by a
 /// reload). The socket is registered for readability only (see
@@ -29,92 +61,254 @@ pub async fn serve_udp(sock: UdpSocket, shared: Shared, stop: CancellationToken)
             return;
         }
     };
-    let (mut inbox, mut outbox) = (Inbox::default(), Outbox::default());
+    let mut lp = Loop {
+        sock,
+        shared,
+        inbox: Inbox::default(),
+        outbox: Outbox::default(),
+        relay: None,
+    };
     loop {
-        let got = tokio::select! {
+        let relaying = lp.relay.as_ref().is_some_and(|r| !r.relay.is_empty());
+        tokio::select! {
             _ = stop.cancelled() => break,
-            r = recv_ready(&sock, &mut inbox) => r,
-        };
-        match got {
-            Ok(Ok(())) => {}
-            // ICMP errors surface here on some systems; keep serving.
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "udp recv");
-                continue;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "udp socket failed");
-                return;
-            }
+            got = recv_ready(&lp.sock, &mut lp.inbox) => match got {
+                Ok(Ok(())) => lp.serve_batch(),
+                // ICMP errors surface here on some systems; keep serving.
+                Ok(Err(e)) => tracing::debug!(error = %e, "udp recv"),
+                Err(e) => {
+                    tracing::error!(error = %e, "udp socket failed");
+                    break;
+                }
+            },
+            ready = ready(&mut lp.relay), if relaying => lp.relay_event(ready),
         }
-        serve_batch(&sock, &inbox, &mut outbox, &shared);
-        flush(&sock, &mut outbox, &shared).await;
+        lp.flush().await;
     }
     // Queries the kernel already queued were sent before we stopped: answer
     // them too, so a shutdown loses nothing that reached us. Bounded: a
     // client sending as fast as we answer must not hold the shutdown open.
     for _ in 0..DRAIN_BATCHES {
-        let Ok(n) = inbox.recv(sock.get_ref()) else {
+        let Ok(n) = lp.inbox.recv(lp.sock.get_ref()) else {
             break;
         };
-        serve_batch(&sock, &inbox, &mut outbox, &shared);
-        flush(&sock, &mut outbox, &shared).await;
-        if n < inbox.slots() {
+        lp.serve_batch();
+        lp.flush().await;
+        if n < lp.inbox.slots() {
             break;
         }
     }
+    // Relayed queries finish here; one that times out resumes as a task,
+    // which the shutdown's drain waits for.
+    while lp.relay.as_ref().is_some_and(|r| !r.relay.is_empty()) {
+        let r = ready(&mut lp.relay).await;
+        lp.relay_event(r);
+        lp.flush().await;
+    }
 }
 
-/// Runs the first stage on every datagram of the batch: answers are queued
-/// for one `sendmmsg`, queries that need upstream become tasks.
-fn serve_batch(
-    sock: &Arc<AsyncFd<UdpSocket>>,
-    inbox: &Inbox,
-    outbox: &mut Outbox,
-    shared: &Shared,
-) {
-    let pipeline = shared.pipeline.load();
-    for (packet, src) in inbox.datagrams() {
-        match pipeline.answer_now(packet, src.ip(), Transport::Udp) {
-            Early::Drop => {}
-            Early::Reply(out) => outbox.push(out, src),
-            Early::Resolve => {
-                let Ok(permit) = shared.inflight.clone().try_acquire_owned() else {
-                    shared.metrics.dropped(DropReason::Overloaded);
-                    continue;
-                };
-                let (packet, sock, pipeline) = (packet.to_vec(), sock.clone(), pipeline.clone());
-                let metrics = shared.metrics.clone();
-                shared.tracker.spawn(async move {
-                    let out = pipeline
-                        .resolve_query(&packet, src.ip(), Transport::Udp)
-                        .await;
-                    if !out.is_empty() && !send(&sock, &out, src).await {
-                        metrics.dropped(DropReason::SendFailed);
+/// Waits for the relay's next event (never, without a relay).
+async fn ready(relay: &mut Option<LoopRelay>) -> Ready {
+    match relay {
+        Some(r) => r.relay.ready().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Loop {
+    /// Runs the first stage on every datagram of the batch: answers are
+    /// queued for one `sendmmsg`, plain forwards are relayed, the rest
+    /// become tasks.
+    fn serve_batch(&mut self) {
+        let pipeline = self.shared.pipeline.load_full();
+        let now = Instant::now();
+        for (packet, src) in self.inbox.datagrams() {
+            match pipeline.answer_now(packet, src.ip(), Transport::Udp, self.outbox.buffer()) {
+                Early::Drop => {}
+                Early::Reply => self.outbox.commit(src),
+                Early::Relay if pipeline.relay_sockets() > 0 => {
+                    let Some(permit) = self.permit() else {
+                        continue;
+                    };
+                    let relay = relay_for(&mut self.relay, &pipeline, &self.sock, &self.shared);
+                    let token = Relayed {
+                        src,
+                        started: now,
+                        _permit: permit,
+                    };
+                    if let Err((_, token)) =
+                        relay.relay.start(pipeline.upstream(), packet, token, now)
+                    {
+                        spawn_resume(
+                            &self.sock,
+                            &self.shared,
+                            &pipeline,
+                            packet,
+                            token,
+                            Resume::default(),
+                        );
                     }
-                    drop(permit);
-                });
-            }
-        }
-    }
-}
-
-/// Sends the queued answers; what the kernel had no room for is sent one by
-/// one with retries.
-async fn flush(sock: &AsyncFd<UdpSocket>, outbox: &mut Outbox, shared: &Shared) {
-    if outbox.is_empty() {
-        return;
-    }
-    match outbox.flush(sock.get_ref()) {
-        Ok(refused) => (0..refused).for_each(|_| shared.metrics.dropped(DropReason::SendFailed)),
-        Err(_) => {
-            for (out, to) in outbox.take() {
-                if !send(sock, &out, to).await {
-                    shared.metrics.dropped(DropReason::SendFailed);
+                }
+                Early::Relay | Early::Resolve => {
+                    let Some(permit) = self.permit() else {
+                        continue;
+                    };
+                    let (packet, sock, pipeline) =
+                        (packet.to_vec(), self.sock.clone(), pipeline.clone());
+                    let metrics = self.shared.metrics.clone();
+                    self.shared.tracker.spawn(async move {
+                        let out = pipeline
+                            .resolve_query(&packet, src.ip(), Transport::Udp)
+                            .await;
+                        if !out.is_empty() && !send(&sock, &out, src).await {
+                            metrics.dropped(DropReason::SendFailed);
+                        }
+                        drop(permit);
+                    });
                 }
             }
         }
+        if let Some(r) = &mut self.relay {
+            let (sock, shared) = (&self.sock, &self.shared);
+            let pipeline = &r.pipeline;
+            r.relay.flush(pipeline.upstream(), |o| {
+                if let Outcome::Resume {
+                    query,
+                    token,
+                    resume,
+                } = o
+                {
+                    spawn_resume(sock, shared, pipeline, query, token, resume);
+                }
+            });
+        }
     }
+
+    /// A slot under `server.max_inflight`, or the query is dropped and counted.
+    fn permit(&self) -> Option<OwnedSemaphorePermit> {
+        let permit = self.shared.inflight.clone().try_acquire_owned().ok();
+        if permit.is_none() {
+            self.shared.metrics.dropped(DropReason::Overloaded);
+        }
+        permit
+    }
+
+    /// Answers what the relay got (into the outbox), or resumes what it
+    /// could not settle.
+    fn relay_event(&mut self, ready: Ready) {
+        let Some(r) = &mut self.relay else {
+            return;
+        };
+        let (sock, shared, outbox) = (&self.sock, &self.shared, &mut self.outbox);
+        let pipeline = &r.pipeline;
+        let now = Instant::now();
+        let mut handle = |o: Outcome<'_, Relayed>| match o {
+            Outcome::Answered {
+                query,
+                reply,
+                server,
+                token,
+            } => {
+                let src = token.src;
+                let out = outbox.buffer();
+                if pipeline.finish_relayed(
+                    query,
+                    reply,
+                    server,
+                    src.ip(),
+                    (token.started, now),
+                    out,
+                ) {
+                    outbox.commit(src);
+                }
+            }
+            Outcome::Resume {
+                query,
+                token,
+                resume,
+            } => spawn_resume(sock, shared, pipeline, query, token, resume),
+        };
+        match ready {
+            Ready::Replies => r.relay.answers(pipeline.upstream(), now, &mut handle),
+            Ready::Deadline => r.relay.expire(pipeline.upstream(), now, &mut handle),
+        }
+    }
+
+    /// Sends the queued answers; what the kernel had no room for is sent one
+    /// by one with retries.
+    async fn flush(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        match self.outbox.flush(self.sock.get_ref()) {
+            Ok(refused) => {
+                (0..refused).for_each(|_| self.shared.metrics.dropped(DropReason::SendFailed));
+            }
+            Err(_) => {
+                for (out, to) in self.outbox.queued() {
+                    if !send(&self.sock, out, to).await {
+                        self.shared.metrics.dropped(DropReason::SendFailed);
+                    }
+                }
+                self.outbox.clear();
+            }
+        }
+    }
+}
+
+/// The loop's relay for `pipeline`, made on first use. A relay made for an
+/// older pipeline (before a reload) hands its queries to tasks on that
+/// pipeline and is replaced.
+fn relay_for<'a>(
+    slot: &'a mut Option<LoopRelay>,
+    pipeline: &Arc<Pipeline>,
+    sock: &Sock,
+    shared: &Shared,
+) -> &'a mut LoopRelay {
+    if let Some(old) = slot
+        .as_mut()
+        .filter(|r| !Arc::ptr_eq(&r.pipeline, pipeline))
+    {
+        let old_pipeline = old.pipeline.clone();
+        old.relay.abandon(|o| {
+            if let Outcome::Resume {
+                query,
+                token,
+                resume,
+            } = o
+            {
+                spawn_resume(sock, shared, &old_pipeline, query, token, resume);
+            }
+        });
+        *slot = None;
+    }
+    slot.get_or_insert_with(|| LoopRelay {
+        relay: Relay::new(pipeline.upstream(), pipeline.relay_sockets()),
+        pipeline: pipeline.clone(),
+    })
+}
+
+/// Runs the rest of a relayed query as a task (the slow path).
+fn spawn_resume(
+    sock: &Sock,
+    shared: &Shared,
+    pipeline: &Arc<Pipeline>,
+    query: &[u8],
+    token: Relayed,
+    resume: Resume,
+) {
+    let (query, sock, pipeline) = (query.to_vec(), sock.clone(), pipeline.clone());
+    let metrics = shared.metrics.clone();
+    shared.tracker.spawn(async move {
+        let src = token.src;
+        let out = pipeline
+            .resume_relayed(&query, src.ip(), resume, token.started)
+            .await;
+        if !out.is_empty() && !send(&sock, &out, src).await {
+            metrics.dropped(DropReason::SendFailed);
+        }
+        drop(token);
+    });
 }
 
 /// Sends one answer; false when it could not be sent.

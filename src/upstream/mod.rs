@@ -21,6 +21,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout_at;
 
 mod pool;
+pub mod relay;
 
 use crate::config::{UpstreamConfig, unspecified_for};
 use crate::metrics::{Metrics, ServerStats, UpstreamResult};
@@ -51,6 +52,20 @@ pub struct Reply {
     pub bytes: Vec<u8>,
     /// Which server gave it.
     pub server: SocketAddr,
+}
+
+/// Where a query continues after an attempt made elsewhere (the UDP
+/// relay, [`relay`]): which attempt comes next, and what that one gave.
+#[derive(Debug, Default)]
+pub struct Resume {
+    /// Attempts already made.
+    pub attempts_done: u32,
+    /// The server of the last attempt: the next one goes to the server after it.
+    pub last_server: Option<usize>,
+    /// That attempt's SERVFAIL or REFUSED, returned if nothing better comes.
+    pub error_reply: Option<Reply>,
+    /// That attempt's reply was truncated: retry it over TCP first (RFC 7766 §5).
+    pub truncated: bool,
 }
 
 impl Reply {
@@ -111,12 +126,39 @@ impl Upstream {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// Server indexes, healthy ones first (stable: configured order within each group).
-    fn order(&self) -> Vec<usize> {
-        let now = self.now_ms();
-        let mut idx: Vec<usize> = (0..self.servers.len()).collect();
-        idx.sort_by_key(|&i| self.servers[i].down_until.load(Ordering::Relaxed) > now);
-        idx
+    /// Which servers are down at `now_ms`, one bit each (servers past the
+    /// 64th count as up). A query takes this snapshot once, so marking a
+    /// server down mid-query does not reorder its remaining attempts.
+    fn down_mask(&self, now_ms: u64) -> u64 {
+        self.servers
+            .iter()
+            .take(64)
+            .enumerate()
+            .filter(|(_, s)| s.down_until.load(Ordering::Relaxed) > now_ms)
+            .fold(0, |m, (i, _)| m | 1 << i)
+    }
+
+    /// The server of attempt `n` in health order: healthy ones first, in
+    /// configured order, then the ones down (no allocation: every forwarded
+    /// query asks this).
+    fn nth_server(&self, n: usize, down: u64) -> usize {
+        let len = self.servers.len();
+        let is_down = |i: usize| i < 64 && down & 1 << i != 0;
+        let healthy = (0..len).filter(|&i| !is_down(i)).count();
+        let n = n % len;
+        if n < healthy {
+            (0..len).filter(|&i| !is_down(i)).nth(n)
+        } else {
+            (0..len).filter(|&i| is_down(i)).nth(n - healthy)
+        }
+        .unwrap_or(0)
+    }
+
+    /// The position of `server` in health order (for [`Resume`]).
+    fn position(&self, server: usize, down: u64) -> usize {
+        (0..self.servers.len())
+            .find(|&n| self.nth_server(n, down) == server)
+            .unwrap_or(0)
     }
 
     fn mark(&self, i: usize, ok: bool) {
@@ -137,51 +179,124 @@ impl Upstream {
     /// next server; when every attempt gave one, the last such reply is
     /// returned so the caller can tell SERVFAIL from silence.
     pub async fn query(&self, query: &[u8]) -> Result<Reply, UpstreamError> {
+        self.query_from(query, Resume::default()).await
+    }
+
+    /// [`Upstream::query`] for a query whose first attempts were made
+    /// elsewhere (`resume`): the remaining attempts, to the servers after it.
+    pub async fn query_from(&self, query: &[u8], resume: Resume) -> Result<Reply, UpstreamError> {
         let question_end = wire::question_end(query)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let question = &query[HEADER_LEN..question_end];
         let mut packet = query.to_vec();
-        let order = self.order();
-        let mut last_error_reply = None;
+        let down = self.down_mask(self.now_ms());
+        let mut last_error_reply = resume.error_reply;
         let mut last_err = UpstreamError::Timeout;
-        for attempt in 0..self.attempts as usize {
-            let i = order[attempt % order.len()];
-            let server = &self.servers[i];
+        let first = match resume.last_server {
+            Some(i) if resume.truncated => {
+                // The truncated attempt's TCP half, as `exchange` would do it.
+                let started = Instant::now();
+                let id: u16 = rand::random();
+                wire::set_id(&mut packet, id);
+                let deadline = tokio::time::Instant::now() + self.timeout;
+                let result =
+                    timeout_at(deadline, self.tcp(&self.servers[i], &packet, id, question))
+                        .await
+                        .map_err(|_| UpstreamError::Timeout)
+                        .and_then(|r| r);
+                match self.settle(i, result, started.elapsed(), &mut last_error_reply) {
+                    Ok(Some(reply)) => return Ok(reply),
+                    Ok(None) => {}
+                    Err(e) => last_err = e,
+                }
+                self.position(i, down) + 1
+            }
+            Some(i) => self.position(i, down) + 1,
+            None => 0,
+        };
+        for attempt in resume.attempts_done..self.attempts {
+            let n = first + (attempt - resume.attempts_done) as usize;
+            let i = self.nth_server(n, down);
             let started = Instant::now();
-            let result = self.exchange(server, &mut packet, question).await;
-            let took = started.elapsed();
-            match result {
-                Ok(bytes) => {
-                    let reply = Reply {
-                        bytes,
-                        server: server.addr,
-                    };
-                    match reply.rcode() {
-                        rcode::SERVFAIL | rcode::REFUSED => {
-                            server.stats.exchange(UpstreamResult::ErrorRcode, took);
-                            self.mark(i, false);
-                            last_error_reply = Some(reply);
-                        }
-                        _ => {
-                            server.stats.exchange(UpstreamResult::Ok, took);
-                            self.mark(i, true);
-                            return Ok(reply);
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(server = %server.addr, error = %e, "upstream attempt failed");
-                    let kind = match e {
-                        UpstreamError::Timeout => UpstreamResult::Timeout,
-                        UpstreamError::Io(_) => UpstreamResult::Io,
-                    };
-                    server.stats.exchange(kind, took);
-                    self.mark(i, false);
-                    last_err = e;
-                }
+            let result = self.exchange(&self.servers[i], &mut packet, question).await;
+            match self.settle(i, result, started.elapsed(), &mut last_error_reply) {
+                Ok(Some(reply)) => return Ok(reply),
+                Ok(None) => {}
+                Err(e) => last_err = e,
             }
         }
         last_error_reply.ok_or(last_err)
+    }
+
+    /// Books one attempt on server `i` (statistics, health): `Some` is the
+    /// answer; SERVFAIL and REFUSED are kept in `error_reply` and the next
+    /// attempt goes on; a failure is returned as the error.
+    fn settle(
+        &self,
+        i: usize,
+        result: Result<Vec<u8>, UpstreamError>,
+        took: Duration,
+        error_reply: &mut Option<Reply>,
+    ) -> Result<Option<Reply>, UpstreamError> {
+        let server = &self.servers[i];
+        match result {
+            Ok(bytes) => {
+                let reply = Reply {
+                    bytes,
+                    server: server.addr,
+                };
+                let rcode = reply.rcode();
+                self.record(i, rcode, took);
+                if matches!(rcode, rcode::SERVFAIL | rcode::REFUSED) {
+                    *error_reply = Some(reply);
+                    Ok(None)
+                } else {
+                    Ok(Some(reply))
+                }
+            }
+            Err(e) => {
+                tracing::debug!(server = %server.addr, error = %e, "upstream attempt failed");
+                let kind = match e {
+                    UpstreamError::Timeout => UpstreamResult::Timeout,
+                    UpstreamError::Io(_) => UpstreamResult::Io,
+                };
+                server.stats.exchange(kind, took);
+                self.mark(i, false);
+                Err(e)
+            }
+        }
+    }
+
+    /// Books a reply with `rcode` from server `i`: SERVFAIL and REFUSED
+    /// count as failures for its health.
+    fn record(&self, i: usize, rcode: u16, took: Duration) {
+        let bad = matches!(rcode, rcode::SERVFAIL | rcode::REFUSED);
+        let result = if bad {
+            UpstreamResult::ErrorRcode
+        } else {
+            UpstreamResult::Ok
+        };
+        self.servers[i].stats.exchange(result, took);
+        self.mark(i, !bad);
+    }
+
+    /// Books an attempt on server `i` whose query could not be sent.
+    fn record_io(&self, i: usize, took: Duration) {
+        self.servers[i].stats.exchange(UpstreamResult::Io, took);
+        self.mark(i, false);
+    }
+
+    /// Counts a reply from server `i` that matched no query of ours.
+    fn mismatched(&self, i: usize) {
+        self.servers[i].stats.mismatched();
+    }
+
+    /// Books an attempt on server `i` that got no reply in time.
+    fn record_timeout(&self, i: usize, took: Duration) {
+        self.servers[i]
+            .stats
+            .exchange(UpstreamResult::Timeout, took);
+        self.mark(i, false);
     }
 
     /// Asks every server for the root NS set (any answer, whatever its

@@ -46,3 +46,7 @@ mod operations;
 /// Reliability: upstream faults, forgeries, dead upstreams, hostile clients,
 /// amplification and the rate limit.
 mod faults;
+
+/// Plain forwarding in the receive loop: retries, failover, truncation,
+/// forgeries, reloads and shutdown on that path.
+mod relay;

@@ -204,6 +204,11 @@ impl Dns64d {
         }
     }
 
+    /// Starts the graceful shutdown (as SIGTERM does).
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+
     pub async fn udp(&self, query: &Q) -> Reply {
         client::udp(self.addr, &query.bytes()).await
     }

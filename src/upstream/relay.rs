@@ -1,0 +1,493 @@
+//! The relay: forwarded UDP queries as entries in a table instead of tasks.
+//!
+//! Most queries that miss the cache need exactly one upstream exchange and
+//! then a patch of the reply (plain forwarding). As a task each costs a
+//! spawn, a question copy, a oneshot, a wake-up across tasks and a reply
+//! copy. A relay belongs to one client socket's receive loop instead: the
+//! loop starts an exchange by queueing the query here, every queued query
+//! leaves in one `sendmmsg` per upstream socket, and the loop reads the
+//! replies itself (one `recvmmsg` per socket and wake-up) and answers each in
+//! place. Nothing is allocated per query once the table has grown to the
+//! load: entries and their buffers are reused.
+//!
+//! Only the first attempt runs here. A timeout, SERVFAIL/REFUSED with
+//! attempts left, a truncated reply or a failed send hands the query back
+//! with a [`Resume`], and [`Upstream::query_from`] makes the rest of the
+//! attempts, exactly as [`Upstream::query`] would have.
+//!
+//! Anti-spoofing is the pool's (RFC 5452 §9): connected sockets on random
+//! ports, a random ID free on the socket, and the question must match.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use tokio::io::unix::AsyncFd;
+use tokio::time::Sleep;
+
+use super::{Reply, Resume, Upstream, acceptable};
+use crate::batch::{self, Inbox, register_readable};
+use crate::config::unspecified_for;
+use crate::wire::{self, HEADER_LEN, Header, rcode};
+
+/// Replies read per socket and call.
+const READ_BATCH: usize = 16;
+/// Most sockets per server and relay: enough random ports that a forger
+/// must guess among them (RFC 5452 §9.2), few enough to poll each wake-up.
+pub const MAX_SOCKETS: usize = 8;
+
+/// What became of a relayed query. The query is the client's bytes as it
+/// sent them (its own ID restored).
+#[derive(Debug)]
+pub enum Outcome<'a, T> {
+    /// The answer: the caller patches it for the client and sends it.
+    Answered {
+        query: &'a [u8],
+        reply: &'a [u8],
+        server: SocketAddr,
+        token: T,
+    },
+    /// The first attempt did not settle it: [`Upstream::query_from`] goes on.
+    Resume {
+        query: &'a [u8],
+        token: T,
+        resume: Resume,
+    },
+}
+
+/// Why [`Relay::start`] did not take a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// No room for the query's bytes (not a valid query).
+    Malformed,
+    /// The socket could not be opened; the caller forwards it the slow way.
+    Socket,
+}
+
+/// One query in flight.
+struct Entry<T> {
+    /// The query as sent: the client's bytes with our ID. Kept between
+    /// uses so its buffer is reused.
+    packet: Vec<u8>,
+    question_end: usize,
+    client_id: u16,
+    server: usize,
+    socket: usize,
+    id: u16,
+    sent: Instant,
+    /// Bumped at every reuse: a deadline names the use it was set for.
+    generation: u32,
+    token: Option<T>,
+}
+
+/// One connected socket to a server and the IDs in flight on it.
+struct Socket {
+    fd: AsyncFd<UdpSocket>,
+    /// ID → entry index.
+    ids: HashMap<u16, u32, BuildHasherDefault<IdHasher>>,
+    /// Entries waiting for the next [`Relay::flush`].
+    queued: Vec<u32>,
+}
+
+/// The relay of one receive loop. `T` is the caller's note of where the
+/// answer goes.
+pub struct Relay<T> {
+    /// Per server: up to `per_server` sockets, opened on first use.
+    sockets: Vec<Vec<Socket>>,
+    per_server: usize,
+    entries: Vec<Entry<T>>,
+    free: Vec<u32>,
+    /// Entries by deadline. Every attempt has the same timeout, so the order
+    /// of starting is the order of expiry: a queue, not a heap.
+    deadlines: VecDeque<(Instant, u32, u32)>,
+    timer: Pin<Box<Sleep>>,
+    timer_at: Option<Instant>,
+    inbox: Inbox,
+    /// The socket a readiness wake-up filled the inbox from.
+    filled_from: Option<(usize, usize)>,
+    timeout: Duration,
+    attempts: u32,
+    live: usize,
+}
+
+/// What [`Relay::ready`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// Replies are in; [`Relay::answers`] hands them out.
+    Replies,
+    /// The earliest deadline passed; [`Relay::expire`] hands those out.
+    Deadline,
+}
+
+impl<T> Relay<T> {
+    /// A relay for `upstream`'s servers with `sockets` sockets per server
+    /// (at least 1, at most [`MAX_SOCKETS`]).
+    pub fn new(upstream: &Upstream, sockets: usize) -> Relay<T> {
+        Relay {
+            sockets: upstream.servers.iter().map(|_| Vec::new()).collect(),
+            per_server: sockets.clamp(1, MAX_SOCKETS),
+            entries: Vec::new(),
+            free: Vec::new(),
+            deadlines: VecDeque::new(),
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            timer_at: None,
+            inbox: Inbox::with_slots(READ_BATCH),
+            filled_from: None,
+            timeout: upstream.timeout,
+            attempts: upstream.attempts,
+            live: 0,
+        }
+    }
+
+    /// Queries in flight.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// True when nothing is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Queues `query` (a validated client query) for the first server in
+    /// health order; it leaves at the next [`Relay::flush`].
+    pub fn start(
+        &mut self,
+        upstream: &Upstream,
+        query: &[u8],
+        token: T,
+        now: Instant,
+    ) -> Result<(), (Refused, T)> {
+        let (Some(client_id), Ok(question_end)) = (wire::id(query), wire::question_end(query))
+        else {
+            return Err((Refused::Malformed, token));
+        };
+        let server = upstream.nth_server(0, upstream.down_mask(upstream.now_ms()));
+        let socket = match self.socket_for(upstream, server) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "relay socket");
+                return Err((Refused::Socket, token));
+            }
+        };
+        let sock = &mut self.sockets[server][socket];
+        let mut id: u16 = rand::random();
+        while sock.ids.contains_key(&id) {
+            id = rand::random();
+        }
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.entries.push(Entry {
+                    packet: Vec::new(),
+                    question_end: 0,
+                    client_id: 0,
+                    server: 0,
+                    socket: 0,
+                    id: 0,
+                    sent: now,
+                    generation: 0,
+                    token: None,
+                });
+                (self.entries.len() - 1) as u32
+            }
+        };
+        let e = &mut self.entries[index as usize];
+        e.packet.clear();
+        e.packet.extend_from_slice(query);
+        wire::set_id(&mut e.packet, id);
+        e.question_end = question_end;
+        e.client_id = client_id;
+        e.server = server;
+        e.socket = socket;
+        e.id = id;
+        e.sent = now;
+        e.generation = e.generation.wrapping_add(1);
+        e.token = Some(token);
+        sock.ids.insert(id, index);
+        sock.queued.push(index);
+        self.deadlines
+            .push_back((now + self.timeout, index, e.generation));
+        self.live += 1;
+        Ok(())
+    }
+
+    /// A socket to `server`, opening one while it has fewer than its share.
+    fn socket_for(&mut self, upstream: &Upstream, server: usize) -> io::Result<usize> {
+        let socks = &mut self.sockets[server];
+        if socks.len() < self.per_server {
+            let addr = upstream.servers[server].addr;
+            let std_sock = UdpSocket::bind(unspecified_for(&addr))?;
+            std_sock.connect(addr)?;
+            std_sock.set_nonblocking(true)?;
+            socks.push(Socket {
+                fd: register_readable(std_sock)?,
+                ids: HashMap::default(),
+                queued: Vec::new(),
+            });
+            return Ok(socks.len() - 1);
+        }
+        Ok(rand::random_range(0..socks.len()))
+    }
+
+    /// Sends every queued query, one `sendmmsg` per socket. A query the
+    /// kernel would not take is handed back through `f` to resume elsewhere.
+    pub fn flush(&mut self, upstream: &Upstream, mut f: impl FnMut(Outcome<'_, T>)) {
+        for server in 0..self.sockets.len() {
+            for socket in 0..self.sockets[server].len() {
+                let sock = &mut self.sockets[server][socket];
+                if sock.queued.is_empty() {
+                    continue;
+                }
+                let mut sent = 0;
+                while sent < sock.queued.len() {
+                    let entries = &self.entries;
+                    let batch = sock.queued[sent..]
+                        .iter()
+                        .map(|&i| entries[i as usize].packet.as_slice());
+                    match batch::send_connected(sock.fd.get_ref().as_raw_fd(), batch) {
+                        Ok(n) if n > 0 => sent += n,
+                        Ok(_) => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            tracing::debug!(error = %e, "relay send");
+                            break;
+                        }
+                    }
+                }
+                // What the kernel did not take (a full buffer, an ICMP
+                // error pending on the socket) resumes on the slow path.
+                let failed: Vec<u32> = sock.queued.drain(..).skip(sent).collect();
+                for index in failed {
+                    upstream.record_io(server, Duration::ZERO);
+                    self.hand_back(index, None, &mut f);
+                }
+            }
+        }
+    }
+
+    /// Waits until replies are in or the earliest deadline passes.
+    pub fn ready(&mut self) -> impl Future<Output = Ready> + '_ {
+        std::future::poll_fn(move |cx| self.poll_ready(cx))
+    }
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Ready> {
+        for (s, socks) in self.sockets.iter().enumerate() {
+            for (k, sock) in socks.iter().enumerate() {
+                let Poll::Ready(Ok(mut guard)) = sock.fd.poll_read_ready(cx) else {
+                    continue;
+                };
+                let inbox = &mut self.inbox;
+                match guard.try_io(|fd| match inbox.recv(fd.get_ref()) {
+                    // A short read emptied the queue: clear the readiness now
+                    // (as `batch::recv_ready` does).
+                    Ok(n) if n < inbox.slots() => {
+                        if n == 0 {
+                            Err(io::ErrorKind::WouldBlock.into())
+                        } else {
+                            Ok(Some(n))
+                        }
+                    }
+                    Ok(n) => Ok(Some(n)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
+                    // ICMP errors on a connected socket: the queries time out.
+                    Err(_) => Ok(None),
+                }) {
+                    Ok(Ok(Some(n))) => {
+                        if n < self.inbox.slots() {
+                            guard.clear_ready();
+                        }
+                        self.filled_from = Some((s, k));
+                        return Poll::Ready(Ready::Replies);
+                    }
+                    Ok(_) | Err(_) => continue,
+                }
+            }
+        }
+        let Some(&(deadline, _, _)) = self.deadlines.front() else {
+            return Poll::Pending;
+        };
+        if self.timer_at != Some(deadline) {
+            self.timer
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(deadline));
+            self.timer_at = Some(deadline);
+        }
+        ready!(self.timer.as_mut().poll(cx));
+        self.timer_at = None;
+        Poll::Ready(Ready::Deadline)
+    }
+
+    /// Hands out the replies [`Relay::ready`] read: answers, or queries to
+    /// resume. Forged and late replies are counted and dropped.
+    pub fn answers(
+        &mut self,
+        upstream: &Upstream,
+        now: Instant,
+        mut f: impl FnMut(Outcome<'_, T>),
+    ) {
+        let Some((server, socket)) = self.filled_from.take() else {
+            return;
+        };
+        let addr = upstream.servers[server].addr;
+        for (reply, _) in self.inbox.datagrams() {
+            let sock = &mut self.sockets[server][socket];
+            let found = wire::id(reply).and_then(|id| sock.ids.get(&id).map(|&i| (id, i)));
+            let Some((id, index)) = found else {
+                upstream.mismatched(server);
+                continue;
+            };
+            let e = &mut self.entries[index as usize];
+            if !acceptable(reply, id, &e.packet[HEADER_LEN..e.question_end]) {
+                // Wrong question or cut short: a forgery, or garbage.
+                upstream.mismatched(server);
+                continue;
+            }
+            sock.ids.remove(&id);
+            let took = now.saturating_duration_since(e.sent);
+            let rcode = Header::new(reply).map_or(rcode::SERVFAIL, |h| h.rcode());
+            let truncated = Header::new(reply).is_some_and(|h| h.tc());
+            let resume = if truncated {
+                // The TCP half of this attempt runs on the slow path, which
+                // books it.
+                Some(Resume {
+                    attempts_done: 1,
+                    last_server: Some(server),
+                    error_reply: None,
+                    truncated: true,
+                })
+            } else {
+                upstream.record(server, rcode, took);
+                (matches!(rcode, rcode::SERVFAIL | rcode::REFUSED) && self.attempts > 1).then(
+                    || Resume {
+                        attempts_done: 1,
+                        last_server: Some(server),
+                        error_reply: Some(Reply {
+                            bytes: reply.to_vec(),
+                            server: addr,
+                        }),
+                        truncated: false,
+                    },
+                )
+            };
+            wire::set_id(&mut e.packet, e.client_id);
+            let token = e.token.take().expect("a live entry has a token");
+            self.live -= 1;
+            match resume {
+                Some(resume) => f(Outcome::Resume {
+                    query: &e.packet,
+                    token,
+                    resume,
+                }),
+                None => f(Outcome::Answered {
+                    query: &e.packet,
+                    reply,
+                    server: addr,
+                    token,
+                }),
+            }
+            self.free.push(index);
+        }
+        self.trim();
+    }
+
+    /// Drops the deadlines of answered queries from the front of the queue:
+    /// replies come back roughly in order, so this keeps the queue about as
+    /// long as the number in flight instead of a timeout's worth of queries.
+    fn trim(&mut self) {
+        while let Some(&(_, index, generation)) = self.deadlines.front() {
+            let e = &self.entries[index as usize];
+            if e.generation == generation && e.token.is_some() {
+                break;
+            }
+            self.deadlines.pop_front();
+        }
+    }
+
+    /// Hands out every query whose attempt has timed out, to resume.
+    pub fn expire(&mut self, upstream: &Upstream, now: Instant, mut f: impl FnMut(Outcome<'_, T>)) {
+        while let Some(&(deadline, index, generation)) = self.deadlines.front() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_front();
+            let e = &self.entries[index as usize];
+            if e.generation != generation || e.token.is_none() {
+                continue;
+            }
+            let (server, socket, id) = (e.server, e.socket, e.id);
+            self.sockets[server][socket].ids.remove(&id);
+            upstream.record_timeout(server, now.saturating_duration_since(e.sent));
+            self.hand_back(index, Some(server), &mut f);
+        }
+        self.trim();
+    }
+
+    /// Hands every query in flight back to resume elsewhere (the relay is
+    /// being replaced: a reload changed the upstreams).
+    pub fn abandon(&mut self, mut f: impl FnMut(Outcome<'_, T>)) {
+        for socks in &mut self.sockets {
+            for s in socks {
+                s.ids.clear();
+                s.queued.clear();
+            }
+        }
+        self.deadlines.clear();
+        for index in 0..self.entries.len() as u32 {
+            if self.entries[index as usize].token.is_some() {
+                self.hand_back(index, None, &mut f);
+            }
+        }
+    }
+
+    /// Hands entry `index` back with a [`Resume`] after a failed attempt on
+    /// `tried` (`None`: no attempt was made).
+    fn hand_back(&mut self, index: u32, tried: Option<usize>, f: &mut impl FnMut(Outcome<'_, T>)) {
+        let e = &mut self.entries[index as usize];
+        let Some(token) = e.token.take() else {
+            return;
+        };
+        if tried.is_none() {
+            self.sockets[e.server][e.socket].ids.remove(&e.id);
+        }
+        wire::set_id(&mut e.packet, e.client_id);
+        self.live -= 1;
+        f(Outcome::Resume {
+            query: &e.packet,
+            token,
+            resume: Resume {
+                attempts_done: u32::from(tried.is_some()),
+                last_server: tried,
+                error_reply: None,
+                truncated: false,
+            },
+        });
+        self.free.push(index);
+    }
+}
+
+/// IDs are random already: spread them over the table's buckets with one
+/// multiplication instead of SipHash.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
