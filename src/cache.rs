@@ -44,9 +44,11 @@ pub enum Lookup {
 /// One cached answer.
 #[derive(Debug)]
 pub struct Entry {
-    bytes: Box<[u8]>,
-    /// Offsets of every TTL field (OPT excluded).
-    ttl_at: Box<[u32]>,
+    /// The answer, then the offset of every TTL field in it (OPT excluded)
+    /// as 16-bit big-endian numbers (a message is at most 64 KiB): one
+    /// allocation for both.
+    data: Vec<u8>,
+    answer_len: usize,
     /// Offset of the OPT record's CLASS (the UDP payload size), if any:
     /// a hit patches it without walking the records again.
     opt_class_at: Option<u32>,
@@ -61,7 +63,7 @@ impl Entry {
     /// `stale_ttl` when stale (RFC 8767 §4 recommends 30 s). ID, RD and
     /// question case are the caller's to patch.
     pub fn render(&self, now: Instant, stale_ttl: Option<u32>) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.bytes.len());
+        let mut out = Vec::with_capacity(self.answer_len);
         self.render_into(now, stale_ttl, &mut out);
         out
     }
@@ -70,13 +72,14 @@ impl Entry {
     /// reuses: a cache hit allocates nothing.
     pub fn render_into(&self, now: Instant, stale_ttl: Option<u32>, out: &mut Vec<u8>) {
         out.clear();
-        out.extend_from_slice(&self.bytes);
+        let (answer, ttl_at) = self.data.split_at(self.answer_len);
+        out.extend_from_slice(answer);
         let age = now
             .saturating_duration_since(self.stored)
             .as_secs()
             .min(u64::from(u32::MAX)) as u32;
-        for &at in self.ttl_at.iter() {
-            let at = at as usize;
+        for at in ttl_at.chunks_exact(2) {
+            let at = usize::from(u16::from_be_bytes([at[0], at[1]]));
             let ttl = u32::from_be_bytes([out[at], out[at + 1], out[at + 2], out[at + 3]]);
             let new = stale_ttl.unwrap_or_else(|| ttl.saturating_sub(age));
             out[at..at + 4].copy_from_slice(&new.to_be_bytes());
@@ -196,8 +199,7 @@ struct ByBytes;
 
 impl Weighter<StoredKey, Arc<Entry>> for ByBytes {
     fn weight(&self, key: &StoredKey, e: &Arc<Entry>) -> u64 {
-        e.bytes.len() as u64
-            + e.ttl_at.len() as u64 * 4
+        e.data.capacity() as u64
             + key.name.len() as u64
             + std::mem::size_of::<StoredKey>() as u64
             + ENTRY_OVERHEAD
@@ -259,15 +261,22 @@ impl Cache {
 
     /// Stores `answer` (a full, untruncated reply) if it may be cached.
     pub fn insert(&self, key: Key, answer: &[u8], now: Instant) {
-        let Some((ttl_at, opt_class_at, lifetime)) = self.lifetime(answer) else {
+        let Some(h) = Header::new(answer) else {
+            return;
+        };
+        let records =
+            usize::from(h.ancount()) + usize::from(h.nscount()) + usize::from(h.arcount());
+        let mut data = Vec::with_capacity(answer.len() + 2 * records);
+        data.extend_from_slice(answer);
+        let Some((opt_class_at, lifetime)) = self.lifetime(answer, &mut data) else {
             return;
         };
         if lifetime.is_zero() {
             return;
         }
         let entry = Entry {
-            bytes: answer.into(),
-            ttl_at: ttl_at.into_boxed_slice(),
+            data,
+            answer_len: answer.len(),
             opt_class_at,
             stored: now,
             lifetime,
@@ -275,16 +284,15 @@ impl Cache {
         self.map.insert(StoredKey::from(&key), Arc::new(entry));
     }
 
-    /// TTL offsets, the OPT CLASS offset, and how long the answer may be
-    /// served (RFC 2308 §5, §7).
-    fn lifetime(&self, answer: &[u8]) -> Option<(Vec<u32>, Option<u32>, Duration)> {
+    /// The OPT CLASS offset and how long the answer may be served (RFC 2308
+    /// §5, §7); appends the TTL offsets to `ttl_at` (see [`Entry`]).
+    fn lifetime(&self, answer: &[u8], ttl_at: &mut Vec<u8>) -> Option<(Option<u32>, Duration)> {
         let h = Header::new(answer)?;
         if h.tc() {
             return None;
         }
         let rc = h.rcode();
         let mut pos = wire::question_end(answer).ok()?;
-        let mut ttl_at = Vec::new();
         let mut opt_class_at = None;
         let (mut min_ttl, mut soa_neg, mut answers) = (u32::MAX, None, 0u16);
         let counts = [h.ancount(), h.nscount(), h.arcount()];
@@ -295,7 +303,7 @@ impl Cache {
                     opt_class_at = Some(rr.ttl_at as u32 - 2);
                 } else {
                     let ttl = u32::from_be_bytes(answer[rr.ttl_at..rr.ttl_at + 4].try_into().ok()?);
-                    ttl_at.push(rr.ttl_at as u32);
+                    ttl_at.extend_from_slice(&u16::try_from(rr.ttl_at).ok()?.to_be_bytes());
                     min_ttl = min_ttl.min(ttl);
                     answers += u16::from(section == 0);
                     if section == 1 && rr.rtype == rtype::SOA {
@@ -315,7 +323,7 @@ impl Cache {
             rcode::NOERROR => min_ttl.min(c.max_ttl).max(c.min_ttl),
             _ => return None,
         };
-        Some((ttl_at, opt_class_at, Duration::from_secs(u64::from(secs))))
+        Some((opt_class_at, Duration::from_secs(u64::from(secs))))
     }
 
     /// RFC 8767 §4: TTL of a stale answer.

@@ -37,6 +37,8 @@ use crate::wire::{self, HEADER_LEN, Header, rcode};
 
 /// Replies read per socket and call.
 const READ_BATCH: usize = 16;
+/// Queries in flight a relay has room for before its tables first grow.
+const INITIAL_ROOM: usize = 1024;
 /// Most sockets per server and relay: enough random ports that a forger
 /// must guess among them (RFC 5452 §9.2), few enough to poll each wake-up.
 pub const MAX_SOCKETS: usize = 8;
@@ -131,9 +133,11 @@ impl<T> Relay<T> {
         Relay {
             sockets: upstream.servers.iter().map(|_| Vec::new()).collect(),
             per_server: sockets.clamp(1, MAX_SOCKETS),
-            entries: Vec::new(),
-            free: Vec::new(),
-            deadlines: VecDeque::new(),
+            // Room for a busy loop's queries in flight from the start, so
+            // the tables seldom grow under load (growing allocates).
+            entries: Vec::with_capacity(INITIAL_ROOM),
+            free: Vec::with_capacity(INITIAL_ROOM),
+            deadlines: VecDeque::with_capacity(INITIAL_ROOM),
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             timer_at: None,
             inbox: Inbox::with_slots(READ_BATCH),
@@ -227,8 +231,8 @@ impl<T> Relay<T> {
             std_sock.set_nonblocking(true)?;
             socks.push(Socket {
                 fd: register_readable(std_sock)?,
-                ids: HashMap::default(),
-                queued: Vec::new(),
+                ids: HashMap::with_capacity_and_hasher(INITIAL_ROOM / 4, Default::default()),
+                queued: Vec::with_capacity(batch::BATCH),
             });
             return Ok(socks.len() - 1);
         }

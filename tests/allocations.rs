@@ -1,0 +1,236 @@
+//! Heap allocations per query on the UDP hot paths, counted by a global
+//! allocator on the server's thread only (the fake upstream and the client
+//! run on another thread). After a warm-up that grows the buffers and tables
+//! to the load, the steady state must allocate nothing per query on:
+//! - plain forwarding (the relay) with the cache off,
+//! - cache hits.
+//!
+//! A cache miss that stores its answer allocates the stored entry: that is
+//! the cache's memory, not per-query overhead, and is counted separately.
+
+#[path = "integration/support/mod.rs"]
+#[allow(unused_imports)]
+mod support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use dns64d::app::Server;
+use hickory_proto::rr::RecordType;
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+use support::{Upstream, config_toml, parse_config, q};
+
+/// Counts allocations made on threads that opted in while armed.
+struct Counting;
+
+/// The server whose thread is being measured (0: none).
+static ARMED: AtomicU64 = AtomicU64::new(0);
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The server this thread runs (0: none).
+    static SERVER: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is passed on to the system allocator unchanged; the
+// bookkeeping touches only atomics and a const thread-local (no allocation).
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// With `ALLOC_BACKTRACE=1`: the stack of the first few counted
+/// allocations, to find one that crept in.
+static BACKTRACE: AtomicBool = AtomicBool::new(false);
+
+fn note() {
+    let armed = ARMED.load(Ordering::Relaxed);
+    if armed != 0 && SERVER.try_with(Cell::get) == Ok(armed) {
+        let k = ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        if k < 3 && BACKTRACE.load(Ordering::Relaxed) {
+            // Capturing allocates: not counted.
+            ARMED.store(0, Ordering::Relaxed);
+            eprintln!("{}", std::backtrace::Backtrace::force_capture());
+            ARMED.store(armed, Ordering::Relaxed);
+        }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Queries per measured round, and how many are outstanding at once.
+const QUERIES: usize = 4000;
+const WINDOW: usize = 64;
+
+/// Runs dns64d (one worker) on a thread of its own whose allocations count;
+/// returns its address and the token that stops it.
+fn start_server(toml: String) -> Running {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = mpsc::channel();
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    let thread = std::thread::spawn(move || {
+        SERVER.set(id);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let server = Server::bind(parse_config(&toml)).await.expect("start");
+            tx.send(server.local_addrs()[0]).expect("report address");
+            server.run(token).await;
+        });
+    });
+    let addr = rx.recv().expect("server address");
+    Running {
+        id,
+        addr,
+        stop,
+        thread: Some(thread),
+    }
+}
+
+/// A server started by [`start_server`]; stopped and joined when dropped.
+struct Running {
+    id: u64,
+    addr: SocketAddr,
+    stop: CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Sends `names` as A (or `qtype`) queries, `WINDOW` outstanding, and waits
+/// for every answer.
+async fn load(addr: SocketAddr, names: &[String], qtype: RecordType) {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    sock.connect(addr).await.expect("connect");
+    let mut buf = vec![0u8; 65535];
+    for chunk in names.chunks(WINDOW) {
+        for (i, name) in chunk.iter().enumerate() {
+            let packet = q(name, qtype).id(i as u16).bytes();
+            sock.send(&packet).await.expect("send");
+        }
+        for _ in chunk {
+            tokio::time::timeout(Duration::from_secs(5), sock.recv(&mut buf))
+                .await
+                .expect("every query is answered")
+                .expect("recv");
+        }
+    }
+}
+
+/// One measurement at a time: the counter is shared.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Allocations on the server thread while `names` are served (after a
+/// warm-up round of `warm`).
+async fn allocations(
+    server: &Running,
+    warm: &[String],
+    names: &[String],
+    qtype: RecordType,
+) -> u64 {
+    let addr = server.addr;
+    let _one = SERIAL.lock().await;
+    load(addr, warm, qtype).await;
+    BACKTRACE.store(
+        std::env::var_os("ALLOC_BACKTRACE").is_some(),
+        Ordering::Relaxed,
+    );
+    ALLOCATIONS.store(0, Ordering::Relaxed);
+    ARMED.store(server.id, Ordering::Relaxed);
+    load(addr, names, qtype).await;
+    ARMED.store(0, Ordering::Relaxed);
+    ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+fn names(round: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("n{i}.{round}.example.")).collect()
+}
+
+/// Plain clients (127.0.0.1 is not a DNS64 client), one worker.
+fn plain_config(upstream: &Upstream, cache: bool) -> String {
+    config_toml(
+        upstream.addr(),
+        &format!(
+            "[server]\nworkers = 1\n[dns64]\nclients = [\"::1/128\"]\n[cache]\nenabled = {cache}"
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn plain_forwarding_allocates_nothing_per_query() {
+    let upstream = Upstream::start().await;
+    let server = start_server(plain_config(&upstream, false));
+    let n = allocations(
+        &server,
+        &names("warm", QUERIES),
+        &names("cold", QUERIES),
+        RecordType::A,
+    )
+    .await;
+    assert_eq!(n, 0, "{n} allocations for {QUERIES} forwarded queries");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn cache_hits_allocate_nothing_per_query() {
+    let upstream = Upstream::start().await;
+    let server = start_server(plain_config(&upstream, true));
+    let hot = names("hot", 256);
+    let repeated: Vec<String> = hot.iter().cycle().take(QUERIES).cloned().collect();
+    let n = allocations(&server, &repeated, &repeated, RecordType::A).await;
+    assert_eq!(n, 0, "{n} allocations for {QUERIES} cache hits");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_forwarded_cache_miss_allocates_only_the_entry_it_stores() {
+    let upstream = Upstream::start().await;
+    let server = start_server(plain_config(&upstream, true));
+    let n = allocations(
+        &server,
+        &names("warm", QUERIES),
+        &names("cold", QUERIES),
+        RecordType::A,
+    )
+    .await;
+    // The entry's bytes (answer and TTL offsets), its shared handle and its
+    // key's name, plus the cache map's own growth (a few in all).
+    let bound = 3 * QUERIES as u64 + QUERIES as u64 / 100;
+    assert!(n <= bound, "{n} allocations for {QUERIES} stored answers");
+}
