@@ -189,11 +189,28 @@ impl Inbox {
 
 /// Answers waiting to leave in one `sendmmsg`. The buffers stay for the
 /// next batch: answering allocates nothing once they have grown.
-#[derive(Default)]
 pub struct Outbox {
     bufs: Vec<(Vec<u8>, SocketAddr)>,
     /// The first `len` buffers are queued.
     len: usize,
+}
+
+/// Room each send buffer starts with: most answers fit (1232 bytes, the
+/// DNS Flag Day 2020 EDNS payload); a larger one grows its buffer once.
+const OUT_ROOM: usize = 1232;
+
+impl Default for Outbox {
+    /// A batch's worth of buffers up front, so a batch larger than any
+    /// before does not allocate.
+    fn default() -> Self {
+        let unspecified = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+        Outbox {
+            bufs: (0..BATCH)
+                .map(|_| (Vec::with_capacity(OUT_ROOM), unspecified))
+                .collect(),
+            len: 0,
+        }
+    }
 }
 
 impl Outbox {

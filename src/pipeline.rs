@@ -114,6 +114,78 @@ struct Ask<'a> {
     bytes: &'a [u8],
     rules: Rules<'a>,
     trace: Trace,
+    /// Exchanges already made elsewhere (the relay), by question: the
+    /// first [`Pipeline::ask_upstream`] of that question takes its result.
+    prefetch: Mutex<Vec<(Vec<u8>, Prefetched)>>,
+}
+
+/// The result of an exchange the relay made before handing a query to the
+/// general path: the reply, or the attempts still to make.
+#[derive(Debug)]
+pub enum Prefetched {
+    Reply(Reply),
+    Resume(Resume),
+}
+
+/// Where a query goes once it is known to need upstream (RFC 6147 §5,
+/// SPEC §3–§6); decided in one place for the relay and the general path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// The upstream's reply, patched for the client.
+    Forward,
+    /// `ipv4only.arpa.` A or AAAA, answered locally.
+    Ipv4only,
+    /// PTR (possibly inside a prefix).
+    Ptr,
+    /// AAAA from a DNS64 client: synthesis.
+    Aaaa,
+    /// A from a DNS64 client under strip/rewrite.
+    FilteredA,
+    /// Any other type from a DNS64 client under strip/rewrite.
+    Filtered,
+}
+
+/// Which exchange of a relayed query a reply answers.
+#[derive(Debug, Clone, Copy)]
+pub enum Stage<'a> {
+    /// The client's own question.
+    First,
+    /// The A query synthesis needs (RFC 6147 §5.1.6), after this AAAA reply
+    /// (NODATA) whose SOA caps the synthesized TTLs at `ttl_cap` (§5.1.7).
+    A { aaaa: &'a [u8], ttl_cap: u32 },
+}
+
+/// One reply the relay got: `reply`, from `server`, answers `stage` of
+/// `query` (the client's bytes, as received).
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange<'a> {
+    pub query: &'a [u8],
+    pub stage: Stage<'a>,
+    pub reply: &'a [u8],
+    pub server: SocketAddr,
+}
+
+/// What a relayed reply led to ([`Pipeline::relayed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The client's answer is written.
+    Answered,
+    /// Synthesis needs the A records: relay the client's query with QTYPE
+    /// A ([`wire::set_qtype`]), as [`Stage::A`].
+    AskA { ttl_cap: u32 },
+    /// Another shape: the general path ([`Pipeline::resolve_query_with`])
+    /// finishes it from the replies so far.
+    Slow,
+}
+
+/// What the sync part of the AAAA path found in the AAAA reply.
+enum AaaaWire {
+    /// The answer is written (native AAAA, NXDOMAIN).
+    Done,
+    /// NODATA: synthesis from the A records, TTLs capped at `ttl_cap`.
+    NeedA { ttl_cap: u32 },
+    /// A shape the wire path leaves to the decode → encode path.
+    Other,
 }
 
 /// What the query log reports about a query beyond its question.
@@ -286,18 +358,38 @@ impl Pipeline {
         Early::Resolve
     }
 
-    /// True when answering `f` is one upstream exchange of the client's own
-    /// bytes and a patch of the reply: what [`Pipeline::forward`] does.
+    /// Where `query` goes, for a client of this DNS64 treatment.
+    fn route(&self, dns64: bool, q: &Query<'_>, rules: &Rules<'_>) -> Route {
+        let mode = rules.filter_a;
+        if !dns64 {
+            Route::Forward
+        } else if dns64::is_ipv4only(q.qname()) && matches!(q.qtype, rtype::A | rtype::AAAA) {
+            Route::Ipv4only
+        } else if q.qtype == rtype::PTR && self.policy.ptr() != PtrMode::Off {
+            Route::Ptr
+        } else {
+            match q.qtype {
+                rtype::AAAA => Route::Aaaa,
+                rtype::A if mode != FilterA::Pass => Route::FilteredA,
+                _ if mode == FilterA::Pass => Route::Forward,
+                _ => Route::Filtered,
+            }
+        }
+    }
+
+    /// True when the relay can run `f`: its first upstream question is the
+    /// client's own bytes (no ECS option to take off, RFC 7871 §7.1.2), and
+    /// its route finishes on the wire in the common shapes.
     fn relayable(&self, f: &Front<'_>) -> bool {
         let q = &f.query;
-        let plain = !f.dns64
-            || (f.rules.filter_a == FilterA::Pass
-                && q.qtype != rtype::AAAA
-                && !(q.qtype == rtype::PTR && self.policy.ptr() != PtrMode::Off)
-                && !(q.qtype == rtype::A && dns64::is_ipv4only(q.qname())));
-        // An ECS option may have to come off first (RFC 7871 §7.1.2).
+        let route = match self.route(f.dns64, q, &f.rules) {
+            Route::Forward | Route::Filtered | Route::FilteredA => true,
+            // §5.1.8 parallel A, and §5.5 DO+CD, stay on the general path.
+            Route::Aaaa => !(self.parallel_a || q.dnssec_ok() && q.header().cd()),
+            Route::Ipv4only | Route::Ptr => false,
+        };
         let no_ecs = q.edns.is_none_or(|e| e.ecs.is_none());
-        self.relay_sockets > 0 && f.transport == Transport::Udp && plain && no_ecs
+        self.relay_sockets > 0 && f.transport == Transport::Udp && route && no_ecs
     }
 
     /// Upstream sockets per server for one receive loop's relay; 0 when
@@ -306,58 +398,26 @@ impl Pipeline {
         self.relay_sockets
     }
 
-    /// Finishes a query the caller relayed (after [`Early::Relay`]):
-    /// `reply` is the upstream's answer to `query` (the client's bytes, as
-    /// received), taken at `now`. Writes the client's answer into `out` and
-    /// caches it; false when there is nothing to send.
-    pub fn finish_relayed(
+    /// Finishes what a relayed exchange (after [`Early::Relay`]) brought,
+    /// taken at `now`. The shapes most answers have are answered
+    /// into `out` (and cached) without an allocation; anything else is
+    /// [`Step::Slow`].
+    pub fn relayed(
         &self,
-        query: &[u8],
-        reply: &[u8],
-        upstream: SocketAddr,
+        x: Exchange<'_>,
         src: IpAddr,
         (started, now): (Instant, Instant),
         out: &mut Vec<u8>,
-    ) -> bool {
+    ) -> Step {
+        let Exchange {
+            query,
+            stage,
+            reply,
+            server,
+        } = x;
         // The same packet the first stage accepted: the same verdict.
         let Ok(f) = self.front(query, src, Transport::Udp) else {
-            return false;
-        };
-        let client = f.client(self.udp_payload);
-        out.clear();
-        out.extend_from_slice(reply);
-        let opt_class_at = wire::opt_class_offset(out);
-        // The full answer (client's ID and question case, our payload) is
-        // what the cache keeps; the transport limit applies after.
-        Client {
-            limit: None,
-            ..client
-        }
-        .forward_in_place(out, opt_class_at);
-        if let (Some(cache), Some(key)) = (&self.cache, f.key.clone()) {
-            cache.insert(key, out, now);
-        }
-        client.forward_in_place(out, opt_class_at);
-        let trace = Trace::default();
-        if self.query_log.every != 0 {
-            *trace.upstream.lock().unwrap_or_else(|e| e.into_inner()) = Some(upstream);
-        }
-        self.done(&f, out, now.saturating_duration_since(started), &trace);
-        true
-    }
-
-    /// The rest of a relayed query whose first attempt did not settle it:
-    /// the remaining attempts, then the same finish as [`Pipeline::finish_relayed`].
-    pub async fn resume_relayed(
-        &self,
-        query: &[u8],
-        src: IpAddr,
-        resume: Resume,
-        started: Instant,
-    ) -> Vec<u8> {
-        let f = match self.front(query, src, Transport::Udp) {
-            Ok(f) => f,
-            Err(r) => return r.reply.unwrap_or_default(),
+            return Step::Slow;
         };
         let client = f.client(self.udp_payload);
         let ask = Ask {
@@ -368,30 +428,67 @@ impl Pipeline {
             bytes: query,
             rules: f.rules,
             trace: Trace::default(),
+            prefetch: Mutex::default(),
         };
-        let full = match self.upstream.query_from(query, resume).await {
-            Ok(reply) => {
-                *ask.trace.upstream.lock().unwrap_or_else(|e| e.into_inner()) = Some(reply.server);
-                ask.client.forward(reply.bytes)
+        let settled = match (stage, self.route(f.dns64, &f.query, &f.rules)) {
+            (Stage::First, Route::Forward) => {
+                out.clear();
+                out.extend_from_slice(reply);
+                true
             }
-            Err(e) => self.unreachable(&ask, &e),
+            (Stage::First, Route::Filtered) => filtered_on_the_wire(reply, out),
+            (Stage::First, Route::FilteredA) => self.a_on_the_wire(&ask, reply, out),
+            (Stage::First, Route::Aaaa) => match self.aaaa_wire(&ask, reply, out) {
+                AaaaWire::Done => true,
+                AaaaWire::NeedA { ttl_cap } => return Step::AskA { ttl_cap },
+                AaaaWire::Other => false,
+            },
+            (Stage::A { aaaa, ttl_cap }, Route::Aaaa) => {
+                self.synthesize_wire(&ask, aaaa, Some(reply), ttl_cap, out)
+            }
+            _ => false,
         };
-        if let (Some(cache), Some(key)) = (&self.cache, f.key.clone()) {
-            cache.insert(key, &full, Instant::now());
+        if !settled {
+            return Step::Slow;
         }
-        let out = client.forward(full);
-        self.done(&f, &out, started.elapsed(), &ask.trace);
-        out
+        // As `resolve_query` ends: the full answer (client's ID and question
+        // case, our payload) is what the cache keeps; the UDP limit after.
+        let opt_class_at = wire::opt_class_offset(out);
+        ask.client.forward_in_place(out, opt_class_at);
+        if let (Some(cache), Some(key)) = (&self.cache, f.key.clone()) {
+            cache.insert(key, out, now);
+        }
+        client.forward_in_place(out, opt_class_at);
+        if self.query_log.every != 0 {
+            *ask.trace.upstream.lock().unwrap_or_else(|e| e.into_inner()) = Some(server);
+        }
+        self.done(&f, out, now.saturating_duration_since(started), &ask.trace);
+        Step::Answered
     }
 
     /// The second stage: everything that needs upstream (or a stale entry).
     pub async fn resolve_query(&self, packet: &[u8], src: IpAddr, transport: Transport) -> Vec<u8> {
+        self.resolve_query_with(packet, src, transport, Vec::new())
+            .await
+    }
+
+    /// [`Pipeline::resolve_query`] for a query the relay started: the
+    /// exchanges it made (`prefetch`, by question) are not made again, and
+    /// the cache miss is not counted again.
+    pub async fn resolve_query_with(
+        &self,
+        packet: &[u8],
+        src: IpAddr,
+        transport: Transport,
+        prefetch: Vec<(Vec<u8>, Prefetched)>,
+    ) -> Vec<u8> {
         let started = Instant::now();
         let f = match self.front(packet, src, transport) {
             Ok(f) => f,
             // The first stage answered these already; same packet, same verdict.
             Err(r) => return r.reply.unwrap_or_default(),
         };
+        let relayed = !prefetch.is_empty();
         let client = f.client(self.udp_payload);
         // RFC 7871 §7.1.2: ECS is ours to drop; SPEC §1: only when asked to keep it.
         let bytes: Cow<'_, [u8]> = match wire::without_ecs(&f.query) {
@@ -408,8 +505,9 @@ impl Pipeline {
             bytes: &bytes,
             rules: f.rules,
             trace: Trace::default(),
+            prefetch: Mutex::new(prefetch),
         };
-        let out = client.forward(self.resolve(&ask, f.key.clone(), f.dns64).await);
+        let out = client.forward(self.resolve(&ask, f.key.clone(), f.dns64, relayed).await);
         self.done(&f, &out, started.elapsed(), &ask.trace);
         out
     }
@@ -485,7 +583,13 @@ impl Pipeline {
 
     /// The full (untruncated) answer: from the cache, else resolved and
     /// cached; an expired entry stands in when resolution fails (RFC 8767).
-    async fn resolve(&self, ask: &Ask<'_>, key: Option<Key>, dns64: bool) -> Vec<u8> {
+    async fn resolve(
+        &self,
+        ask: &Ask<'_>,
+        key: Option<Key>,
+        dns64: bool,
+        relayed: bool,
+    ) -> Vec<u8> {
         let now = Instant::now();
         let (cache, key) = match (&self.cache, key) {
             (Some(c), Some(k)) => (c, k),
@@ -501,7 +605,9 @@ impl Pipeline {
             Lookup::Stale(e) => Some(e),
             Lookup::Miss => None,
         };
-        self.metrics.cache(false, false);
+        if !relayed {
+            self.metrics.cache(false, false);
+        }
         let work = async {
             if dns64 {
                 self.for_dns64_client(ask).await
@@ -538,7 +644,17 @@ impl Pipeline {
 
     /// Asks upstream, noting which server answered for the query log.
     async fn ask_upstream(&self, ask: &Ask<'_>, bytes: &[u8]) -> Result<Reply, UpstreamError> {
-        let r = self.upstream.query(bytes).await;
+        let prefetched = {
+            let mut p = ask.prefetch.lock().unwrap_or_else(|e| e.into_inner());
+            p.iter()
+                .position(|(question, _)| wire::same_question(bytes, question))
+                .map(|i| p.swap_remove(i).1)
+        };
+        let r = match prefetched {
+            Some(Prefetched::Reply(reply)) => Ok(reply),
+            Some(Prefetched::Resume(resume)) => self.upstream.query_from(bytes, resume).await,
+            None => self.upstream.query(bytes).await,
+        };
         if let Ok(reply) = &r {
             *ask.trace.upstream.lock().unwrap_or_else(|e| e.into_inner()) = Some(reply.server);
         }
@@ -567,25 +683,26 @@ impl Pipeline {
     }
 
     async fn for_dns64_client(&self, ask: &Ask<'_>) -> Vec<u8> {
-        let q = ask.query();
-        let mode = ask.rules.filter_a;
-        if dns64::is_ipv4only(q.qname()) && matches!(q.qtype, rtype::A | rtype::AAAA) {
-            return self.ipv4only(ask);
-        }
-        if q.qtype == rtype::PTR
-            && self.policy.ptr() != PtrMode::Off
+        let route = self.route(true, ask.query(), &ask.rules);
+        if route == Route::Ptr
             && let Some(out) = self.ptr(ask).await
         {
             return out;
         }
-        match q.qtype {
-            rtype::AAAA => self.aaaa(ask).await,
-            rtype::A if mode != FilterA::Pass => self.filtered_a(ask).await,
-            _ if mode == FilterA::Pass => self.forward(ask).await,
-            _ => match self.ask_upstream(ask, ask.bytes).await {
-                Ok(reply) => self.filtered(ask, reply),
-                Err(e) => self.unreachable(ask, &e),
-            },
+        match route {
+            Route::Ipv4only => self.ipv4only(ask),
+            Route::Aaaa => self.aaaa(ask).await,
+            Route::FilteredA => self.filtered_a(ask).await,
+            // A PTR outside every prefix is any other query.
+            Route::Forward | Route::Ptr if ask.rules.filter_a == FilterA::Pass => {
+                self.forward(ask).await
+            }
+            Route::Forward | Route::Ptr | Route::Filtered => {
+                match self.ask_upstream(ask, ask.bytes).await {
+                    Ok(reply) => self.filtered(ask, reply),
+                    Err(e) => self.unreachable(ask, &e),
+                }
+            }
         }
     }
 
@@ -593,11 +710,7 @@ impl Pipeline {
     /// there is nothing to strip (proved on the wire view, without a
     /// decode), else filtered and re-encoded.
     fn filtered(&self, ask: &Ask<'_>, reply: Reply) -> Vec<u8> {
-        if wire::Message::parse(&reply.bytes).is_ok_and(|view| {
-            !view
-                .records()
-                .any(|r| matches!(r.rtype, rtype::A | rtype::RRSIG | HTTPS | SVCB))
-        }) {
+        if nothing_to_filter(&reply.bytes) {
             return ask.client.forward(reply.bytes);
         }
         match Message::from_vec(&reply.bytes) {
@@ -732,7 +845,33 @@ impl Pipeline {
         a_query: &[u8],
         early_a: Option<&Reply>,
     ) -> Option<Vec<u8>> {
-        let view = wire::Message::parse(aaaa).ok()?;
+        let mut out = Vec::new();
+        let ttl_cap = match self.aaaa_wire(ask, aaaa, &mut out) {
+            AaaaWire::Done => return Some(out),
+            AaaaWire::Other => return None,
+            AaaaWire::NeedA { ttl_cap } => ttl_cap,
+        };
+        let asked;
+        let a = match early_a {
+            Some(r) => Some(r.bytes.as_slice()),
+            None => match self.ask_upstream(ask, a_query).await {
+                Ok(r) => {
+                    asked = r.bytes;
+                    Some(asked.as_slice())
+                }
+                Err(_) => None,
+            },
+        };
+        self.synthesize_wire(ask, aaaa, a, ttl_cap, &mut out)
+            .then_some(out)
+    }
+
+    /// The part of [`Pipeline::aaaa_on_the_wire`] before the A query:
+    /// native AAAA and NXDOMAIN are written into `out`.
+    fn aaaa_wire(&self, ask: &Ask<'_>, aaaa: &[u8], out: &mut Vec<u8>) -> AaaaWire {
+        let Ok(view) = wire::Message::parse(aaaa) else {
+            return AaaaWire::Other;
+        };
         let s = view.classify();
         let plain = s.rcode == rcode::NOERROR && s.cname == 0;
         // §5.1.2 / SPEC §3.4: NXDOMAIN is returned as is, chain included.
@@ -744,40 +883,47 @@ impl Pipeline {
                 .records()
                 .any(|r| matches!(r.rtype, DNAME | SVCB | HTTPS))
         {
-            return None;
-        }
-        if nxdomain {
-            return Some(with_ra(aaaa.to_vec()));
+            return AaaaWire::Other;
         }
         if s.aaaa > 0 {
             let native_only = ask.rules.policy == ZonePolicy::Native
                 && !view
                     .section(wire::Section::Answer)
                     .any(|r| r.ipv6().is_some_and(|v6| self.dns64.is_excluded(v6)));
-            return native_only.then(|| with_ra(aaaa.to_vec()));
+            if !native_only {
+                return AaaaWire::Other;
+            }
+        }
+        if nxdomain || s.aaaa > 0 {
+            copy_with_ra(aaaa, out);
+            return AaaaWire::Done;
         }
         // NODATA: §5.1.6 synthesis from the A records, §5.1.7 TTL.
-        let ttl_cap = s.negative_ttl.unwrap_or(dns64::NO_SOA_TTL_CAP);
-        let asked;
-        let a = match early_a {
-            Some(r) => &r.bytes,
-            None => match self.ask_upstream(ask, a_query).await {
-                Ok(r) => {
-                    asked = r.bytes;
-                    &asked
-                }
-                // §5.1.6 item 5: the A query failed; the NODATA stands.
-                Err(_) => return Some(with_ra(aaaa.to_vec())),
-            },
-        };
-        let Ok(a_view) = wire::Message::parse(a) else {
-            return Some(with_ra(aaaa.to_vec()));
-        };
-        if a_view.rcode() != rcode::NOERROR {
-            return Some(with_ra(aaaa.to_vec()));
+        AaaaWire::NeedA {
+            ttl_cap: s.negative_ttl.unwrap_or(dns64::NO_SOA_TTL_CAP),
         }
-        let owner = a_view.chain_end()?;
-        let mut out = Vec::with_capacity(a.len() + 64);
+    }
+
+    /// The part of [`Pipeline::aaaa_on_the_wire`] after the A query (`a`:
+    /// its reply; `None`: it failed): the synthesized answer, or the NODATA
+    /// when there is nothing to synthesize (§5.1.6 item 5), into `out`.
+    /// False: a shape left to the decode → encode path.
+    fn synthesize_wire(
+        &self,
+        ask: &Ask<'_>,
+        aaaa: &[u8],
+        a: Option<&[u8]>,
+        ttl_cap: u32,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let a_view = a.and_then(|a| wire::Message::parse(a).ok());
+        let Some(a_view) = a_view.filter(|v| v.rcode() == rcode::NOERROR) else {
+            copy_with_ra(aaaa, out);
+            return true;
+        };
+        let Some(owner) = a_view.chain_end() else {
+            return false;
+        };
         let allow = |v4, p: &Prefix| self.dns64.may_map(v4, p);
         match wire::rewrite::synthesize_aaaa(
             &a_view,
@@ -785,14 +931,18 @@ impl Pipeline {
             ask.rules.prefixes,
             ttl_cap,
             allow,
-            &mut out,
+            out,
         ) {
-            Ok(0) => Some(with_ra(aaaa.to_vec())),
+            Ok(0) => {
+                copy_with_ra(aaaa, out);
+                true
+            }
             Ok(_) => {
                 ask.trace.synthesized.store(true, Ordering::Relaxed);
-                Some(with_ra(out))
+                set_ra(out);
+                true
             }
-            Err(_) => None,
+            Err(_) => false,
         }
     }
 
@@ -803,8 +953,9 @@ impl Pipeline {
             return ask.client.error(rcode::FORMERR, None);
         };
         let a = self.ask_upstream(ask, ask.bytes).await;
+        let mut out = Vec::new();
         if let Ok(reply) = &a
-            && let Some(out) = self.a_on_the_wire(ask, &reply.bytes)
+            && self.a_on_the_wire(ask, &reply.bytes, &mut out)
         {
             return out;
         }
@@ -840,27 +991,32 @@ impl Pipeline {
     /// strip → the upstream's bytes; A records → NODATA with our SOA in one
     /// pass. `None`: another shape (an SOA beside A records, HTTPS/SVCB,
     /// `rewrite`, an error RCODE); the general path answers it.
-    fn a_on_the_wire(&self, ask: &Ask<'_>, a: &[u8]) -> Option<Vec<u8>> {
-        let view = wire::Message::parse(a).ok()?;
+    fn a_on_the_wire(&self, ask: &Ask<'_>, a: &[u8], out: &mut Vec<u8>) -> bool {
+        let Ok(view) = wire::Message::parse(a) else {
+            return false;
+        };
         let s = view.classify();
         if !matches!(s.rcode, rcode::NOERROR | rcode::NXDOMAIN)
             || view.records().any(|r| matches!(r.rtype, SVCB | HTTPS))
         {
-            return None;
+            return false;
         }
         if s.a == 0 && s.a_rrsig == 0 {
-            return Some(with_ra(a.to_vec()));
+            copy_with_ra(a, out);
+            return true;
         }
         if ask.rules.filter_a != FilterA::Strip
             || s.rcode != rcode::NOERROR
             || s.negative_ttl.is_some()
         {
-            return None;
+            return false;
         }
-        let mut out = Vec::with_capacity(a.len() + 64);
-        filter::nodata_from_a_answer(&view, self.negative_ttl, &mut out).ok()?;
+        if filter::nodata_from_a_answer(&view, self.negative_ttl, out).is_err() {
+            return false;
+        }
         self.metrics.a_stripped(usize::from(s.a));
-        Some(with_ra(out))
+        set_ra(out);
+        true
     }
 
     /// `ipv4only.arpa.` answered locally (RFC 8880 §7.1): A, or AAAA under
@@ -917,11 +1073,37 @@ fn reply_rcode(reply: &[u8]) -> u16 {
 
 /// Sets RA: every answer on the DNS64 path is ours to vouch for recursion
 /// (SPEC §7), as the decode → encode path does.
-fn with_ra(mut reply: Vec<u8>) -> Vec<u8> {
+fn set_ra(reply: &mut [u8]) {
     if let Some(b) = reply.get_mut(3) {
         *b |= 0x80;
     }
-    reply
+}
+
+/// `reply` into `out`, with RA set.
+fn copy_with_ra(reply: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(reply);
+    set_ra(out);
+}
+
+/// True when a reply for a DNS64 client under strip/rewrite holds nothing
+/// the A filter changes (proved on the wire view, without a decode).
+fn nothing_to_filter(reply: &[u8]) -> bool {
+    wire::Message::parse(reply).is_ok_and(|view| {
+        !view
+            .records()
+            .any(|r| matches!(r.rtype, rtype::A | rtype::RRSIG | HTTPS | SVCB))
+    })
+}
+
+/// [`Pipeline::filtered`]'s wire path: the reply as it is, into `out`.
+fn filtered_on_the_wire(reply: &[u8], out: &mut Vec<u8>) -> bool {
+    if !nothing_to_filter(reply) {
+        return false;
+    }
+    out.clear();
+    out.extend_from_slice(reply);
+    true
 }
 
 /// DNAME (RFC 6672), SVCB and HTTPS (RFC 9460) type codes.

@@ -3,6 +3,7 @@
 //! run on another thread). After a warm-up that grows the buffers and tables
 //! to the load, the steady state must allocate nothing per query on:
 //! - plain forwarding (the relay) with the cache off,
+//! - A stripping and AAAA synthesis for DNS64 clients, cache off,
 //! - cache hits.
 //!
 //! A cache miss that stores its answer allocates the stored entry: that is
@@ -24,7 +25,7 @@ use hickory_proto::rr::RecordType;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use support::{Upstream, config_toml, parse_config, q};
+use support::{Upstream, config_toml, parse_config, q, zone};
 
 /// Counts allocations made on threads that opted in while armed.
 struct Counting;
@@ -206,6 +207,35 @@ async fn plain_forwarding_allocates_nothing_per_query() {
     )
     .await;
     assert_eq!(n, 0, "{n} allocations for {QUERIES} forwarded queries");
+}
+
+/// DNS64 clients (127.0.0.0/8 in the base config), one worker, no cache.
+fn dns64_config(upstream: &Upstream) -> String {
+    config_toml(
+        upstream.addr(),
+        "[server]\nworkers = 1\n[cache]\nenabled = false",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn stripping_a_records_allocates_nothing_per_query() {
+    let upstream = Upstream::start().await;
+    let server = start_server(dns64_config(&upstream));
+    let same = vec![zone::A_ONLY.to_string(); QUERIES];
+    let n = allocations(&server, &same, &same, RecordType::A).await;
+    assert_eq!(n, 0, "{n} allocations for {QUERIES} stripped A answers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn synthesizing_aaaa_allocates_nothing_per_query() {
+    let upstream = Upstream::start().await;
+    let server = start_server(dns64_config(&upstream));
+    let same = vec![zone::A_ONLY.to_string(); QUERIES];
+    let n = allocations(&server, &same, &same, RecordType::AAAA).await;
+    assert_eq!(
+        n, 0,
+        "{n} allocations for {QUERIES} synthesized AAAA answers"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]

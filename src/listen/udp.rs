@@ -16,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use crate::batch::{Inbox, Outbox, recv_ready, register_readable, send_retrying};
 use crate::metrics::DropReason;
-use crate::pipeline::{Early, Pipeline, Transport};
-use crate::upstream::Resume;
+use crate::pipeline::{Early, Exchange, Pipeline, Prefetched, Stage, Step, Transport};
 use crate::upstream::relay::{Outcome, Ready, Relay};
+use crate::upstream::{Reply, Resume};
+use crate::wire::{self, HEADER_LEN, rtype};
 
 /// Most batches read after a stop: a full receive buffer's worth, a few
 /// thousand queries.
@@ -26,12 +27,43 @@ const DRAIN_BATCHES: usize = 256;
 
 type Sock = Arc<AsyncFd<UdpSocket>>;
 
-/// Where a relayed query's answer goes.
+/// Where a relayed query's answer goes, and how far it got.
 #[derive(Debug)]
 struct Relayed {
     src: SocketAddr,
     started: Instant,
     _permit: OwnedSemaphorePermit,
+    /// Set while the A query of a synthesis is out.
+    synthesis: Option<Synthesis>,
+}
+
+/// A synthesis waiting for its A records (RFC 6147 §5.1.6): the client's
+/// query and the AAAA reply (NODATA), in buffers from the loop's pool.
+#[derive(Debug)]
+struct Synthesis {
+    query: Vec<u8>,
+    aaaa: Vec<u8>,
+    ttl_cap: u32,
+    server: SocketAddr,
+}
+
+/// Buffers the loop reuses for syntheses in flight.
+#[derive(Default)]
+struct Pool(Vec<Vec<u8>>);
+
+impl Pool {
+    /// A buffer holding `bytes`.
+    fn copy_of(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut b = self.0.pop().unwrap_or_default();
+        b.clear();
+        b.extend_from_slice(bytes);
+        b
+    }
+
+    fn put(&mut self, s: Synthesis) {
+        self.0.push(s.query);
+        self.0.push(s.aaaa);
+    }
 }
 
 /// The relay of one loop and the pipeline (generation) it serves: a reload
@@ -48,6 +80,9 @@ struct Loop {
     inbox: Inbox,
     outbox: Outbox,
     relay: Option<LoopRelay>,
+    pool: Pool,
+    /// Syntheses whose A query goes out after the current batch of replies.
+    then_a: Vec<Relayed>,
 }
 
 /// Serves UDP on `sock` until `stop` (shutdown, or this address removed by a
@@ -67,6 +102,8 @@ pub async fn serve_udp(sock: UdpSocket, shared: Shared, stop: CancellationToken)
         inbox: Inbox::default(),
         outbox: Outbox::default(),
         relay: None,
+        pool: Pool::default(),
+        then_a: Vec::new(),
     };
     loop {
         let relaying = lp.relay.as_ref().is_some_and(|r| !r.relay.is_empty());
@@ -135,18 +172,13 @@ impl Loop {
                         src,
                         started: now,
                         _permit: permit,
+                        synthesis: None,
                     };
                     if let Err((_, token)) =
                         relay.relay.start(pipeline.upstream(), packet, token, now)
                     {
-                        spawn_resume(
-                            &self.sock,
-                            &self.shared,
-                            &pipeline,
-                            packet,
-                            token,
-                            Resume::default(),
-                        );
+                        let resume = Prefetched::Resume(Resume::default());
+                        slow_path(&self.sock, &self.shared, &pipeline, packet, token, resume);
                     }
                 }
                 Early::Relay | Early::Resolve => {
@@ -178,7 +210,14 @@ impl Loop {
                     resume,
                 } = o
                 {
-                    spawn_resume(sock, shared, pipeline, query, token, resume);
+                    slow_path(
+                        sock,
+                        shared,
+                        pipeline,
+                        query,
+                        token,
+                        Prefetched::Resume(resume),
+                    );
                 }
             });
         }
@@ -193,13 +232,15 @@ impl Loop {
         permit
     }
 
-    /// Answers what the relay got (into the outbox), or resumes what it
-    /// could not settle.
+    /// Answers what the relay got (into the outbox), relays the A query a
+    /// synthesis needs, and hands what the wire path cannot finish to the
+    /// general path.
     fn relay_event(&mut self, ready: Ready) {
         let Some(r) = &mut self.relay else {
             return;
         };
         let (sock, shared, outbox) = (&self.sock, &self.shared, &mut self.outbox);
+        let (pool, then_a) = (&mut self.pool, &mut self.then_a);
         let pipeline = &r.pipeline;
         let now = Instant::now();
         let mut handle = |o: Outcome<'_, Relayed>| match o {
@@ -207,31 +248,101 @@ impl Loop {
                 query,
                 reply,
                 server,
-                token,
+                mut token,
             } => {
                 let src = token.src;
+                let (client_query, stage) = match &token.synthesis {
+                    Some(s) => (
+                        s.query.as_slice(),
+                        Stage::A {
+                            aaaa: &s.aaaa,
+                            ttl_cap: s.ttl_cap,
+                        },
+                    ),
+                    None => (query, Stage::First),
+                };
+                let times = (token.started, now);
                 let out = outbox.buffer();
-                if pipeline.finish_relayed(
-                    query,
+                let x = Exchange {
+                    query: client_query,
+                    stage,
                     reply,
                     server,
-                    src.ip(),
-                    (token.started, now),
-                    out,
-                ) {
-                    outbox.commit(src);
+                };
+                match pipeline.relayed(x, src.ip(), times, out) {
+                    Step::Answered => {
+                        outbox.commit(src);
+                        if let Some(s) = token.synthesis.take() {
+                            pool.put(s);
+                        }
+                    }
+                    Step::AskA { ttl_cap } if token.synthesis.is_none() => {
+                        token.synthesis = Some(Synthesis {
+                            query: pool.copy_of(query),
+                            aaaa: pool.copy_of(reply),
+                            ttl_cap,
+                            server,
+                        });
+                        then_a.push(token);
+                    }
+                    Step::AskA { .. } | Step::Slow => {
+                        let reply = Prefetched::Reply(Reply {
+                            bytes: reply.to_vec(),
+                            server,
+                        });
+                        slow_path(sock, shared, pipeline, query, token, reply);
+                    }
                 }
             }
             Outcome::Resume {
                 query,
                 token,
                 resume,
-            } => spawn_resume(sock, shared, pipeline, query, token, resume),
+            } => slow_path(
+                sock,
+                shared,
+                pipeline,
+                query,
+                token,
+                Prefetched::Resume(resume),
+            ),
         };
         match ready {
             Ready::Replies => r.relay.answers(pipeline.upstream(), now, &mut handle),
             Ready::Deadline => r.relay.expire(pipeline.upstream(), now, &mut handle),
         }
+        // The A queries of syntheses: the client's query with QTYPE A.
+        let mut scratch = self.pool.0.pop().unwrap_or_default();
+        for token in self.then_a.drain(..) {
+            let Some(s) = &token.synthesis else {
+                continue;
+            };
+            scratch.clear();
+            scratch.extend_from_slice(&s.query);
+            wire::set_qtype(&mut scratch, rtype::A);
+            if let Err((_, token)) = r.relay.start(pipeline.upstream(), &scratch, token, now) {
+                let resume = Prefetched::Resume(Resume::default());
+                slow_path(sock, shared, pipeline, &scratch, token, resume);
+            }
+        }
+        self.pool.0.push(scratch);
+        r.relay.flush(pipeline.upstream(), |o| {
+            if let Outcome::Resume {
+                query,
+                token,
+                resume,
+            } = o
+            {
+                slow_path(
+                    sock,
+                    shared,
+                    pipeline,
+                    query,
+                    token,
+                    Prefetched::Resume(resume),
+                );
+            }
+        });
     }
 
     /// Sends the queued answers; what the kernel had no room for is sent one
@@ -277,7 +388,8 @@ fn relay_for<'a>(
                 resume,
             } = o
             {
-                spawn_resume(sock, shared, &old_pipeline, query, token, resume);
+                let resume = Prefetched::Resume(resume);
+                slow_path(sock, shared, &old_pipeline, query, token, resume);
             }
         });
         *slot = None;
@@ -288,21 +400,39 @@ fn relay_for<'a>(
     })
 }
 
-/// Runs the rest of a relayed query as a task (the slow path).
-fn spawn_resume(
+/// Runs the rest of a relayed query as a task on the general path, with
+/// the exchanges made so far: `last` is the result for `query` (the
+/// relay's, the A query of a synthesis), after the AAAA reply a synthesis
+/// holds.
+fn slow_path(
     sock: &Sock,
     shared: &Shared,
     pipeline: &Arc<Pipeline>,
     query: &[u8],
-    token: Relayed,
-    resume: Resume,
+    mut token: Relayed,
+    last: Prefetched,
 ) {
-    let (query, sock, pipeline) = (query.to_vec(), sock.clone(), pipeline.clone());
+    let question = |q: &[u8]| {
+        let end = wire::question_end(q).unwrap_or(HEADER_LEN);
+        q[HEADER_LEN..end].to_vec()
+    };
+    let (client_query, prefetch) = match token.synthesis.take() {
+        Some(s) => {
+            let aaaa = Prefetched::Reply(Reply {
+                bytes: s.aaaa,
+                server: s.server,
+            });
+            let prefetch = vec![(question(&s.query), aaaa), (question(query), last)];
+            (s.query, prefetch)
+        }
+        None => (query.to_vec(), vec![(question(query), last)]),
+    };
+    let (sock, pipeline) = (sock.clone(), pipeline.clone());
     let metrics = shared.metrics.clone();
     shared.tracker.spawn(async move {
         let src = token.src;
         let out = pipeline
-            .resume_relayed(&query, src.ip(), resume, token.started)
+            .resolve_query_with(&client_query, src.ip(), Transport::Udp, prefetch)
             .await;
         if !out.is_empty() && !send(&sock, &out, src).await {
             metrics.dropped(DropReason::SendFailed);

@@ -505,6 +505,16 @@ pub fn with_qtype(query: &Query<'_>, bytes: &[u8], qtype: u16) -> Vec<u8> {
     out
 }
 
+/// Sets the QTYPE of the (first) question in `buf`, a query already
+/// validated; false when `buf` has no whole question.
+pub fn set_qtype(buf: &mut [u8], qtype: u16) -> bool {
+    let Ok(end) = question_end(buf) else {
+        return false;
+    };
+    buf[end - 4..end - 2].copy_from_slice(&qtype.to_be_bytes());
+    true
+}
+
 /// Flags and counts for a reply dns64d builds itself.
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorReply<'a> {
@@ -706,6 +716,21 @@ mod tests {
         assert_eq!(r[3] & 0x80, 0x80, "RA");
         assert_eq!(&r[12..12 + q.question().len()], q.question());
         assert!(r.ends_with(&[0, 15, 0, 3, 0, 22, b'x']));
+    }
+
+    #[test]
+    fn set_qtype_changes_only_the_qtype() {
+        let buf = query(true);
+        let mut a = buf.clone();
+        assert!(set_qtype(&mut a, rtype::A));
+        assert_eq!(Query::parse(&a).unwrap().qtype, rtype::A);
+        let changed: Vec<usize> = (0..buf.len()).filter(|&i| a[i] != buf[i]).collect();
+        let end = question_end(&buf).unwrap();
+        assert!(
+            changed.iter().all(|&i| i == end - 4 || i == end - 3),
+            "{changed:?}"
+        );
+        assert!(!set_qtype(&mut [0u8; 5], rtype::A));
     }
 
     #[test]

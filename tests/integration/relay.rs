@@ -303,3 +303,81 @@ async fn a_shutdown_answers_the_relayed_queries_in_flight() {
         assert_eq!(reply.a(), vec![zone::DUAL_A]);
     }
 }
+
+// ---- DNS64 clients: AAAA synthesis and A stripping on the relay ----
+
+/// DNS64 clients (127.0.0.0/8 in the base config), no cache.
+const DNS64: &str = r#"[upstream]
+timeout = "200ms"
+attempts = 2
+[cache]
+enabled = false"#;
+
+fn a_only_synthesized() -> Vec<std::net::Ipv6Addr> {
+    zone::A_ONLY_ADDRS
+        .iter()
+        .map(|(a, _)| crate::support::wkp(*a))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_synthesis_whose_a_query_is_dropped_once_is_answered_by_the_retry() {
+    let d = Dns64d::start(DNS64).await;
+    d.upstream
+        .on_next(zone::A_ONLY, Some(RecordType::A), Action::Drop, 1);
+    let reply = d.udp(&q(zone::A_ONLY, RecordType::AAAA)).await;
+    assert_eq!(reply.aaaa(), a_only_synthesized());
+    assert_eq!(d.upstream.asked(zone::A_ONLY, RecordType::AAAA).len(), 1);
+    assert_eq!(d.upstream.asked(zone::A_ONLY, RecordType::A).len(), 2);
+    d.settles(names::INFLIGHT, 0).await;
+}
+
+#[tokio::test]
+async fn a_synthesis_whose_a_query_times_out_everywhere_returns_the_nodata() {
+    let d = Dns64d::start(DNS64).await;
+    d.upstream
+        .on(zone::A_ONLY, Some(RecordType::A), Action::Drop);
+    let reply = d.udp(&q(zone::A_ONLY, RecordType::AAAA)).await;
+    // RFC 6147 §5.1.6 item 5: the A query failed, the AAAA NODATA stands.
+    assert_eq!(reply.rcode(), ResponseCode::NoError);
+    assert!(reply.aaaa().is_empty());
+    assert_eq!(d.upstream.asked(zone::A_ONLY, RecordType::A).len(), 2);
+}
+
+#[tokio::test]
+async fn an_aaaa_reply_the_wire_path_cannot_finish_is_not_asked_again() {
+    let d = Dns64d::start(DNS64).await;
+    // A CNAME chain goes to the general path with the reply the relay got.
+    let reply = d.udp(&q(zone::CHAIN, RecordType::AAAA)).await;
+    assert_eq!(reply.aaaa(), a_only_synthesized());
+    assert_eq!(d.upstream.asked(zone::CHAIN, RecordType::AAAA).len(), 1);
+    assert_eq!(d.counter(names::SYNTHESIZED), 1);
+}
+
+#[tokio::test]
+async fn a_relayed_a_answer_is_stripped_to_nodata_and_counted() {
+    let d = Dns64d::start(DNS64).await;
+    let reply = d.udp(&q(zone::A_ONLY, RecordType::A)).await;
+    assert_eq!(reply.rcode(), ResponseCode::NoError);
+    assert!(reply.a().is_empty());
+    assert!(reply.soa().is_some(), "NODATA carries an SOA");
+    assert_eq!(
+        d.counter(names::A_STRIPPED),
+        zone::A_ONLY_ADDRS.len() as u64
+    );
+    assert_eq!(d.counter(names::SYNTHESIZED), 0);
+}
+
+#[tokio::test]
+async fn a_relayed_miss_is_counted_once() {
+    let d = Dns64d::start("[upstream]\ntimeout = \"200ms\"").await;
+    d.upstream
+        .on_next(zone::A_ONLY, Some(RecordType::A), Action::Drop, 1);
+    // A synthesis (two exchanges, the second retried on the general path),
+    // then a plain miss, then a hit.
+    d.udp(&q(zone::A_ONLY, RecordType::AAAA)).await;
+    d.udp(&q(zone::DUAL, RecordType::AAAA)).await;
+    d.udp(&q(zone::DUAL, RecordType::AAAA)).await;
+    assert_eq!(d.counter(names::CACHE_MISSES), 2);
+    assert_eq!(d.counter(names::CACHE_HITS), 1);
+}
