@@ -7,6 +7,7 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use tokio::io::unix::AsyncFd;
@@ -67,7 +68,8 @@ impl Pool {
 }
 
 /// The relay of one loop and the pipeline (generation) it serves: a reload
-/// that swaps the pipeline gets a new relay.
+/// that swaps the pipeline gets a new relay, and the old one is retired:
+/// it finishes what it has in flight under the old config.
 struct LoopRelay {
     pipeline: Arc<Pipeline>,
     relay: Relay<Relayed>,
@@ -80,6 +82,8 @@ struct Loop {
     inbox: Inbox,
     outbox: Outbox,
     relay: Option<LoopRelay>,
+    /// The relay of the previous pipeline, until its queries are done.
+    retired: Option<LoopRelay>,
     pool: Pool,
     /// Syntheses whose A query goes out after the current batch of replies.
     then_a: Vec<Relayed>,
@@ -102,11 +106,12 @@ pub async fn serve_udp(sock: UdpSocket, shared: Shared, stop: CancellationToken)
         inbox: Inbox::default(),
         outbox: Outbox::default(),
         relay: None,
+        retired: None,
         pool: Pool::default(),
         then_a: Vec::new(),
     };
     loop {
-        let relaying = lp.relay.as_ref().is_some_and(|r| !r.relay.is_empty());
+        let relaying = lp.relaying();
         tokio::select! {
             _ = stop.cancelled() => break,
             got = recv_ready(&lp.sock, &mut lp.inbox) => match got {
@@ -118,7 +123,9 @@ pub async fn serve_udp(sock: UdpSocket, shared: Shared, stop: CancellationToken)
                     break;
                 }
             },
-            ready = ready(&mut lp.relay), if relaying => lp.relay_event(ready),
+            (retired, ready) = ready(&mut lp.relay, &mut lp.retired), if relaying => {
+                lp.relay_event(retired, ready);
+            }
         }
         lp.flush().await;
     }
@@ -137,22 +144,37 @@ pub async fn serve_udp(sock: UdpSocket, shared: Shared, stop: CancellationToken)
     }
     // Relayed queries finish here; one that times out resumes as a task,
     // which the shutdown's drain waits for.
-    while lp.relay.as_ref().is_some_and(|r| !r.relay.is_empty()) {
-        let r = ready(&mut lp.relay).await;
-        lp.relay_event(r);
+    while lp.relaying() {
+        let (retired, r) = ready(&mut lp.relay, &mut lp.retired).await;
+        lp.relay_event(retired, r);
         lp.flush().await;
     }
 }
 
-/// Waits for the relay's next event (never, without a relay).
-async fn ready(relay: &mut Option<LoopRelay>) -> Ready {
-    match relay {
-        Some(r) => r.relay.ready().await,
-        None => std::future::pending().await,
-    }
+/// Waits for the next event of the current or the retired relay; true
+/// when it is the retired one's.
+async fn ready(current: &mut Option<LoopRelay>, retired: &mut Option<LoopRelay>) -> (bool, Ready) {
+    std::future::poll_fn(|cx| {
+        for (is_retired, r) in [(false, &mut *current), (true, &mut *retired)] {
+            if let Some(r) = r.as_mut().filter(|r| !r.relay.is_empty())
+                && let Poll::Ready(ready) = r.relay.poll_ready(cx)
+            {
+                return Poll::Ready((is_retired, ready));
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 impl Loop {
+    /// Whether any relay has queries in flight.
+    fn relaying(&self) -> bool {
+        [&self.relay, &self.retired]
+            .iter()
+            .any(|r| r.as_ref().is_some_and(|r| !r.relay.is_empty()))
+    }
+
     /// Runs the first stage on every datagram of the batch: answers are
     /// queued for one `sendmmsg`, plain forwards are relayed, the rest
     /// become tasks.
@@ -167,7 +189,12 @@ impl Loop {
                     let Some(permit) = self.permit() else {
                         continue;
                     };
-                    let relay = relay_for(&mut self.relay, &pipeline, &self.sock, &self.shared);
+                    let relay = relay_for(
+                        (&mut self.relay, &mut self.retired),
+                        &pipeline,
+                        &self.sock,
+                        &self.shared,
+                    );
                     let token = Relayed {
                         src,
                         started: now,
@@ -235,8 +262,13 @@ impl Loop {
     /// Answers what the relay got (into the outbox), relays the A query a
     /// synthesis needs, and hands what the wire path cannot finish to the
     /// general path.
-    fn relay_event(&mut self, ready: Ready) {
-        let Some(r) = &mut self.relay else {
+    fn relay_event(&mut self, retired: bool, ready: Ready) {
+        let slot = if retired {
+            &mut self.retired
+        } else {
+            &mut self.relay
+        };
+        let Some(r) = slot else {
             return;
         };
         let (sock, shared, outbox) = (&self.sock, &self.shared, &mut self.outbox);
@@ -343,6 +375,10 @@ impl Loop {
                 );
             }
         });
+        // A retired relay that is done closes its sockets.
+        if self.retired.as_ref().is_some_and(|r| r.relay.is_empty()) {
+            self.retired = None;
+        }
     }
 
     /// Sends the queued answers; what the kernel had no room for is sent one
@@ -367,34 +403,37 @@ impl Loop {
     }
 }
 
-/// The loop's relay for `pipeline`, made on first use. A relay made for an
-/// older pipeline (before a reload) hands its queries to tasks on that
-/// pipeline and is replaced.
+/// The loop's relay for `pipeline`, made on first use. After a reload the
+/// current relay is retired (it finishes its queries under the old
+/// config); one retired before it and still busy, after a second quick
+/// reload, hands its queries to tasks on its pipeline.
 fn relay_for<'a>(
-    slot: &'a mut Option<LoopRelay>,
+    (current, retired): (&'a mut Option<LoopRelay>, &mut Option<LoopRelay>),
     pipeline: &Arc<Pipeline>,
     sock: &Sock,
     shared: &Shared,
 ) -> &'a mut LoopRelay {
-    if let Some(old) = slot
-        .as_mut()
-        .filter(|r| !Arc::ptr_eq(&r.pipeline, pipeline))
+    if current
+        .as_ref()
+        .is_some_and(|r| !Arc::ptr_eq(&r.pipeline, pipeline))
     {
-        let old_pipeline = old.pipeline.clone();
-        old.relay.abandon(|o| {
-            if let Outcome::Resume {
-                query,
-                token,
-                resume,
-            } = o
-            {
-                let resume = Prefetched::Resume(resume);
-                slow_path(sock, shared, &old_pipeline, query, token, resume);
-            }
-        });
-        *slot = None;
+        if let Some(mut oldest) = retired.take() {
+            let old_pipeline = oldest.pipeline.clone();
+            oldest.relay.abandon(|o| {
+                if let Outcome::Resume {
+                    query,
+                    token,
+                    resume,
+                } = o
+                {
+                    let resume = Prefetched::Resume(resume);
+                    slow_path(sock, shared, &old_pipeline, query, token, resume);
+                }
+            });
+        }
+        *retired = current.take().filter(|r| !r.relay.is_empty());
     }
-    slot.get_or_insert_with(|| LoopRelay {
+    current.get_or_insert_with(|| LoopRelay {
         relay: Relay::new(pipeline.upstream(), pipeline.relay_sockets()),
         pipeline: pipeline.clone(),
     })

@@ -24,7 +24,7 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
@@ -112,6 +112,8 @@ pub struct Relay<T> {
     inbox: Inbox,
     /// The socket a readiness wake-up filled the inbox from.
     filled_from: Option<(usize, usize)>,
+    /// Where the next look for readable sockets starts (round robin).
+    turn: usize,
     timeout: Duration,
     attempts: u32,
     live: usize,
@@ -142,6 +144,7 @@ impl<T> Relay<T> {
             timer_at: None,
             inbox: Inbox::with_slots(READ_BATCH),
             filled_from: None,
+            turn: 0,
             timeout: upstream.timeout,
             attempts: upstream.attempts,
             live: 0,
@@ -280,51 +283,62 @@ impl<T> Relay<T> {
         std::future::poll_fn(move |cx| self.poll_ready(cx))
     }
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Ready> {
-        for (s, socks) in self.sockets.iter().enumerate() {
-            for (k, sock) in socks.iter().enumerate() {
-                let Poll::Ready(Ok(mut guard)) = sock.fd.poll_read_ready(cx) else {
-                    continue;
-                };
-                let inbox = &mut self.inbox;
-                match guard.try_io(|fd| match inbox.recv(fd.get_ref()) {
-                    // A short read emptied the queue: clear the readiness now
-                    // (as `batch::recv_ready` does).
-                    Ok(n) if n < inbox.slots() => {
-                        if n == 0 {
-                            Err(io::ErrorKind::WouldBlock.into())
-                        } else {
-                            Ok(Some(n))
-                        }
-                    }
-                    Ok(n) => Ok(Some(n)),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
-                    // ICMP errors on a connected socket: the queries time out.
-                    Err(_) => Ok(None),
-                }) {
-                    Ok(Ok(Some(n))) => {
-                        if n < self.inbox.slots() {
-                            guard.clear_ready();
-                        }
-                        self.filled_from = Some((s, k));
-                        return Poll::Ready(Ready::Replies);
-                    }
-                    Ok(_) | Err(_) => continue,
-                }
+    /// [`Relay::ready`] as a poll, for a caller that waits on several relays.
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Ready> {
+        // Deadlines first: under steady replies a socket is always ready,
+        // and a query whose reply was lost must still time out.
+        if let Some(&(deadline, _, _)) = self.deadlines.front() {
+            if self.timer_at != Some(deadline) {
+                self.timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::from_std(deadline));
+                self.timer_at = Some(deadline);
+            }
+            if self.timer.as_mut().poll(cx).is_ready() {
+                self.timer_at = None;
+                return Poll::Ready(Ready::Deadline);
             }
         }
-        let Some(&(deadline, _, _)) = self.deadlines.front() else {
-            return Poll::Pending;
-        };
-        if self.timer_at != Some(deadline) {
-            self.timer
-                .as_mut()
-                .reset(tokio::time::Instant::from_std(deadline));
-            self.timer_at = Some(deadline);
+        // Sockets in turn, starting after the one read last, so a busy
+        // socket cannot starve the others.
+        let total: usize = self.sockets.iter().map(Vec::len).sum();
+        for i in 0..total {
+            let flat = (self.turn + i) % total;
+            let (s, k) = self.unflatten(flat);
+            let Poll::Ready(Ok(mut guard)) = self.sockets[s][k].fd.poll_read_ready(cx) else {
+                continue;
+            };
+            let inbox = &mut self.inbox;
+            let got = guard.try_io(|fd| match inbox.recv(fd.get_ref()) {
+                Ok(0) => Err(io::ErrorKind::WouldBlock.into()),
+                Ok(n) => Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
+                // ICMP errors on a connected socket: the queries time out.
+                Err(_) => Ok(None),
+            });
+            if let Ok(Ok(Some(n))) = got {
+                // A short read emptied the queue: clear the readiness now
+                // instead of after one more empty read (as `batch::recv_ready`).
+                if n < self.inbox.slots() {
+                    guard.clear_ready();
+                }
+                self.filled_from = Some((s, k));
+                self.turn = flat + 1;
+                return Poll::Ready(Ready::Replies);
+            }
         }
-        ready!(self.timer.as_mut().poll(cx));
-        self.timer_at = None;
-        Poll::Ready(Ready::Deadline)
+        Poll::Pending
+    }
+
+    /// The (server, socket) of the `flat`-th socket counting across servers.
+    fn unflatten(&self, mut flat: usize) -> (usize, usize) {
+        for (s, socks) in self.sockets.iter().enumerate() {
+            if flat < socks.len() {
+                return (s, flat);
+            }
+            flat -= socks.len();
+        }
+        (0, 0)
     }
 
     /// Hands out the replies [`Relay::ready`] read: answers, or queries to
