@@ -1,7 +1,8 @@
 //! Listen: the client-facing sockets. UDP and TCP on every `server.listen`
 //! address. Answers the first stage can give (rejections, REFUSED, cache
-//! hits) leave from the receive loop; a query that needs upstream runs as its
-//! own task so one slow upstream answer never holds up another client.
+//! hits) leave from the receive loop, and so do UDP queries the loop's relay
+//! forwards (it waits for no reply: one slow upstream answer never holds up
+//! another client); any other query that needs upstream runs as its own task.
 //! Everything is capped: in-flight queries (`server.max_inflight`), TCP
 //! connections (`server.max_tcp_connections`), queries per TCP connection,
 //! and TCP idle time (RFC 7766 §6.2.3).

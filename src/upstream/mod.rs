@@ -1,10 +1,15 @@
 //! Upstream: sends a query to the configured servers and returns the first
 //! acceptable reply. Owns the only outbound I/O of the data path.
 //!
+//! Two ways out: the [`relay`] of a UDP receive loop, for the first attempt
+//! of the queries that loop forwards itself, and [`Upstream::query`] for
+//! tasks (and the attempts a relay hands back, [`Upstream::query_from`]).
+//!
 //! Anti-spoofing (RFC 5452 §9): UDP goes through connected sockets, so
-//! datagrams from any other address never reach us — a pool of long-lived
-//! sockets with random ports ([`pool`]), or with `upstream.socket_pool = 0` a
-//! fresh socket (random ephemeral port) per query; the reply must also carry
+//! datagrams from any other address never reach us — long-lived sockets with
+//! random ports (the relays' and the [`pool`]), or with
+//! `upstream.socket_pool = 0` a fresh socket (random ephemeral port) per
+//! query and no relay; the reply must also carry
 //! our random ID and the question we asked, else it is dropped and counted.
 //! TC=1 → the same question over TCP (RFC 7766 §5).
 //!

@@ -1,6 +1,7 @@
-//! A pool of long-lived UDP sockets to one upstream server, so a query costs
-//! one `send` and one wake-up instead of socket, bind, connect, register and
-//! close. Each socket is connected (the kernel drops datagrams from any other
+//! A pool of long-lived UDP sockets to one upstream server, for queries that
+//! run as tasks (the receive loops' relays have sockets of their own), so a
+//! query costs one `send` and one wake-up instead of socket, bind, connect,
+//! register and close. Each socket is connected (the kernel drops datagrams from any other
 //! address) and has one reader task that reads every queued reply per
 //! wake-up (`recvmmsg`) and hands each to the query waiting for its ID, after
 //! checking the question (RFC 5452 §9).
