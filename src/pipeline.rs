@@ -468,21 +468,22 @@ impl Pipeline {
 
     /// The second stage: everything that needs upstream (or a stale entry).
     pub async fn resolve_query(&self, packet: &[u8], src: IpAddr, transport: Transport) -> Vec<u8> {
-        self.resolve_query_with(packet, src, transport, Vec::new())
+        self.resolve_query_with(packet, src, transport, Vec::new(), Instant::now())
             .await
     }
 
-    /// [`Pipeline::resolve_query`] for a query the relay started: the
-    /// exchanges it made (`prefetch`, by question) are not made again, and
-    /// the cache miss is not counted again.
+    /// [`Pipeline::resolve_query`] for a query the relay started at
+    /// `started`: the exchanges it made (`prefetch`, by question) are not
+    /// made again, the cache lookup is not counted again, and the latency
+    /// includes the relay's time.
     pub async fn resolve_query_with(
         &self,
         packet: &[u8],
         src: IpAddr,
         transport: Transport,
         prefetch: Vec<(Vec<u8>, Prefetched)>,
+        started: Instant,
     ) -> Vec<u8> {
-        let started = Instant::now();
         let f = match self.front(packet, src, transport) {
             Ok(f) => f,
             // The first stage answered these already; same packet, same verdict.
@@ -599,7 +600,9 @@ impl Pipeline {
         // A fresh entry may have arrived since the first stage looked.
         let stale = match cache.get(&key, now) {
             Lookup::Fresh(e) => {
-                self.metrics.cache(true, false);
+                if !relayed {
+                    self.metrics.cache(true, false);
+                }
                 return e.render(now, None);
             }
             Lookup::Stale(e) => Some(e),

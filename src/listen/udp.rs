@@ -155,7 +155,9 @@ pub async fn serve_udp(sock: UdpSocket, shared: Shared, stop: CancellationToken)
 /// when it is the retired one's.
 async fn ready(current: &mut Option<LoopRelay>, retired: &mut Option<LoopRelay>) -> (bool, Ready) {
     std::future::poll_fn(|cx| {
-        for (is_retired, r) in [(false, &mut *current), (true, &mut *retired)] {
+        // The retired relay first: it only finishes work, and under load the
+        // current one is nearly always ready.
+        for (is_retired, r) in [(true, &mut *retired), (false, &mut *current)] {
             if let Some(r) = r.as_mut().filter(|r| !r.relay.is_empty())
                 && let Poll::Ready(ready) = r.relay.poll_ready(cx)
             {
@@ -180,6 +182,15 @@ impl Loop {
     /// become tasks.
     fn serve_batch(&mut self) {
         let pipeline = self.shared.pipeline.load_full();
+        // An idle relay of an older pipeline goes now, so the old pipeline
+        // (its cache, its sockets) is not kept alive by it.
+        if self
+            .relay
+            .as_ref()
+            .is_some_and(|r| r.relay.is_empty() && !Arc::ptr_eq(&r.pipeline, &pipeline))
+        {
+            self.relay = None;
+        }
         let now = Instant::now();
         for (packet, src) in self.inbox.datagrams() {
             match pipeline.answer_now(packet, src.ip(), Transport::Udp, self.outbox.buffer()) {
@@ -416,22 +427,21 @@ fn relay_for<'a>(
     if current
         .as_ref()
         .is_some_and(|r| !Arc::ptr_eq(&r.pipeline, pipeline))
+        && let Some(old) = current.take().filter(|r| !r.relay.is_empty())
+        && let Some(mut oldest) = retired.replace(old)
     {
-        if let Some(mut oldest) = retired.take() {
-            let old_pipeline = oldest.pipeline.clone();
-            oldest.relay.abandon(|o| {
-                if let Outcome::Resume {
-                    query,
-                    token,
-                    resume,
-                } = o
-                {
-                    let resume = Prefetched::Resume(resume);
-                    slow_path(sock, shared, &old_pipeline, query, token, resume);
-                }
-            });
-        }
-        *retired = current.take().filter(|r| !r.relay.is_empty());
+        let old_pipeline = oldest.pipeline.clone();
+        oldest.relay.abandon(|o| {
+            if let Outcome::Resume {
+                query,
+                token,
+                resume,
+            } = o
+            {
+                let resume = Prefetched::Resume(resume);
+                slow_path(sock, shared, &old_pipeline, query, token, resume);
+            }
+        });
     }
     current.get_or_insert_with(|| LoopRelay {
         relay: Relay::new(pipeline.upstream(), pipeline.relay_sockets()),
@@ -471,7 +481,13 @@ fn slow_path(
     shared.tracker.spawn(async move {
         let src = token.src;
         let out = pipeline
-            .resolve_query_with(&client_query, src.ip(), Transport::Udp, prefetch)
+            .resolve_query_with(
+                &client_query,
+                src.ip(),
+                Transport::Udp,
+                prefetch,
+                token.started,
+            )
             .await;
         if !out.is_empty() && !send(&sock, &out, src).await {
             metrics.dropped(DropReason::SendFailed);

@@ -37,6 +37,9 @@ use crate::wire::{self, HEADER_LEN, Header, rcode};
 
 /// Replies read per socket and call.
 const READ_BATCH: usize = 16;
+/// Longest query relayed (a query with a few EDNS options is under 100
+/// octets); a longer one takes the task path.
+const MAX_QUERY: usize = 1024;
 /// Queries in flight a relay has room for before its tables first grow.
 const INITIAL_ROOM: usize = 1024;
 /// Most sockets per server and relay: enough random ports that a forger
@@ -69,6 +72,9 @@ pub enum Refused {
     Malformed,
     /// The socket could not be opened; the caller forwards it the slow way.
     Socket,
+    /// Longer than [`MAX_QUERY`]: entry buffers keep their size for reuse,
+    /// and a client must not be able to pin large ones.
+    TooLarge,
     /// The socket has no free ID left (a `server.max_inflight` far above
     /// what the relay's sockets can number).
     Full,
@@ -177,6 +183,9 @@ impl<T> Relay<T> {
         token: T,
         now: Instant,
     ) -> Result<(), (Refused, T)> {
+        if query.len() > MAX_QUERY {
+            return Err((Refused::TooLarge, token));
+        }
         let (Some(client_id), Ok(question_end)) = (wire::id(query), wire::question_end(query))
         else {
             return Err((Refused::Malformed, token));
@@ -257,35 +266,52 @@ impl<T> Relay<T> {
     pub fn flush(&mut self, upstream: &Upstream, mut f: impl FnMut(Outcome<'_, T>)) {
         for server in 0..self.sockets.len() {
             for socket in 0..self.sockets[server].len() {
-                let sock = &mut self.sockets[server][socket];
-                if sock.queued.is_empty() {
-                    continue;
-                }
-                let mut sent = 0;
-                while sent < sock.queued.len() {
+                // Taken out so queries can be handed back meanwhile; put
+                // back empty to keep its capacity.
+                let mut queued = std::mem::take(&mut self.sockets[server][socket].queued);
+                let fd = self.sockets[server][socket].fd.get_ref().as_raw_fd();
+                let (mut done, mut retried, mut faulted) = (0, false, false);
+                while done < queued.len() {
                     let entries = &self.entries;
-                    let batch = sock.queued[sent..]
+                    let batch = queued[done..]
                         .iter()
                         .map(|&i| entries[i as usize].packet.as_slice());
-                    match batch::send_connected(sock.fd.get_ref().as_raw_fd(), batch) {
-                        Ok(n) if n > 0 => sent += n,
-                        Ok(_) => break,
+                    match batch::send_connected(fd, batch) {
+                        Ok(n) if n > 0 => {
+                            done += n;
+                            retried = false;
+                        }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            tracing::debug!(error = %e, "relay send");
-                            break;
+                        // No room in the socket buffer: the rest resume on
+                        // the task path, which waits for room; not the
+                        // server's fault.
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            for &index in &queued[done..] {
+                                self.hand_back(index, None, &mut f);
+                            }
+                            done = queued.len();
+                        }
+                        // The first datagram failed. A pending ICMP error is
+                        // reported once by whatever send comes next, so try
+                        // it again; failing twice, it resumes elsewhere as a
+                        // failed attempt (one health mark per flush).
+                        Ok(_) | Err(_) if !retried => retried = true,
+                        Ok(_) | Err(_) => {
+                            if !faulted {
+                                upstream.record_io(server, Duration::ZERO);
+                                faulted = true;
+                            }
+                            self.hand_back(queued[done], Some(server), &mut f);
+                            done += 1;
+                            retried = false;
                         }
                     }
                 }
-                // What the kernel did not take (a full buffer, an ICMP
-                // error pending on the socket) resumes on the slow path.
-                let failed: Vec<u32> = sock.queued.drain(..).skip(sent).collect();
-                for index in failed {
-                    upstream.record_io(server, Duration::ZERO);
-                    self.hand_back(index, None, &mut f);
-                }
+                queued.clear();
+                self.sockets[server][socket].queued = queued;
             }
         }
+        self.trim();
     }
 
     /// Waits until replies are in or the earliest deadline passes.
@@ -319,12 +345,23 @@ impl<T> Relay<T> {
                 continue;
             };
             let inbox = &mut self.inbox;
-            let got = guard.try_io(|fd| match inbox.recv(fd.get_ref()) {
-                Ok(0) => Err(io::ErrorKind::WouldBlock.into()),
-                Ok(n) => Ok(Some(n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
-                // ICMP errors on a connected socket: the queries time out.
-                Err(_) => Ok(None),
+            let got = guard.try_io(|fd| {
+                let mut read = inbox.recv(fd.get_ref());
+                // An ICMP error on a connected socket is reported once, ahead
+                // of any datagram queued behind it: read again at once.
+                if read
+                    .as_ref()
+                    .is_err_and(|e| e.kind() != io::ErrorKind::WouldBlock)
+                {
+                    read = inbox.recv(fd.get_ref());
+                }
+                match read {
+                    Ok(0) => Err(io::ErrorKind::WouldBlock.into()),
+                    Ok(n) => Ok(Some(n)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
+                    // Errors twice in a row: the queries time out.
+                    Err(_) => Ok(None),
+                }
             });
             if let Ok(Ok(Some(n))) = got {
                 // A short read emptied the queue: clear the readiness now
@@ -428,6 +465,10 @@ impl<T> Relay<T> {
     /// replies come back roughly in order, so this keeps the queue about as
     /// long as the number in flight instead of a timeout's worth of queries.
     fn trim(&mut self) {
+        if self.live == 0 {
+            self.deadlines.clear();
+            return;
+        }
         while let Some(&(_, index, generation)) = self.deadlines.front() {
             let e = &self.entries[index as usize];
             if e.generation == generation && e.token.is_some() {
@@ -480,8 +521,9 @@ impl<T> Relay<T> {
         let Some(token) = e.token.take() else {
             return;
         };
-        if tried.is_none() {
-            self.sockets[e.server][e.socket].ids.remove(&e.id);
+        let ids = &mut self.sockets[e.server][e.socket].ids;
+        if ids.get(&e.id) == Some(&index) {
+            ids.remove(&e.id);
         }
         wire::set_id(&mut e.packet, e.client_id);
         self.live -= 1;
@@ -672,6 +714,17 @@ mod tests {
         let refused = relay.start(&up, &query(0), 0, now).unwrap_err();
         assert_eq!(refused.0, Refused::Full);
         assert_eq!(relay.len(), MAX_PER_SOCKET);
+    }
+
+    #[tokio::test]
+    async fn a_query_longer_than_the_limit_is_refused_so_no_buffer_grows_to_it() {
+        let (_s, up) = server();
+        let mut relay = Relay::<u32>::new(&up, 1);
+        let mut long = query(1);
+        long.resize(MAX_QUERY + 1, 0);
+        let refused = relay.start(&up, &long, 0, Instant::now()).unwrap_err();
+        assert_eq!(refused.0, Refused::TooLarge);
+        assert!(relay.is_empty());
     }
 
     #[tokio::test]
