@@ -155,15 +155,18 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> ExitCode {
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
     let handle = server.handle();
+    // Installed before serving starts: a query answered by another worker
+    // thread proves the process is up, and a SIGHUP sent then must reload,
+    // not take the default action (terminate).
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return ExitCode::FAILURE;
+    };
     tokio::spawn(async move {
-        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::hangup()),
-        ) else {
-            tracing::error!("cannot install signal handlers");
-            return;
-        };
         loop {
             tokio::select! {
                 _ = term.recv() => break,
