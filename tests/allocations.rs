@@ -6,6 +6,12 @@
 //! - A stripping and AAAA synthesis for DNS64 clients, cache off,
 //! - cache hits.
 //!
+//! "Nothing per query" is asserted as fewer than one allocation per 100
+//! queries: buffers and tables are reused, but one may still grow once when
+//! the measured round reaches a new high-water mark of queries in flight
+//! (a few allocations in all); a single allocation per query would count
+//! thousands.
+//!
 //! A cache miss that stores its answer allocates the stored entry: that is
 //! the cache's memory, not per-query overhead, and is counted separately.
 
@@ -88,6 +94,8 @@ static GLOBAL: Counting = Counting;
 
 /// Queries per measured round, and how many are outstanding at once.
 const QUERIES: usize = 4000;
+/// Most allocations a measured round may make without one being per query.
+const GROWTH: u64 = QUERIES as u64 / 100;
 const WINDOW: usize = 64;
 
 /// Runs dns64d (one worker) on a thread of its own whose allocations count;
@@ -206,7 +214,10 @@ async fn plain_forwarding_allocates_nothing_per_query() {
         RecordType::A,
     )
     .await;
-    assert_eq!(n, 0, "{n} allocations for {QUERIES} forwarded queries");
+    assert!(
+        n < GROWTH,
+        "{n} allocations for {QUERIES} forwarded queries"
+    );
 }
 
 /// DNS64 clients (127.0.0.0/8 in the base config), one worker, no cache.
@@ -223,7 +234,10 @@ async fn stripping_a_records_allocates_nothing_per_query() {
     let server = start_server(dns64_config(&upstream));
     let same = vec![zone::A_ONLY.to_string(); QUERIES];
     let n = allocations(&server, &same, &same, RecordType::A).await;
-    assert_eq!(n, 0, "{n} allocations for {QUERIES} stripped A answers");
+    assert!(
+        n < GROWTH,
+        "{n} allocations for {QUERIES} stripped A answers"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
@@ -232,8 +246,8 @@ async fn synthesizing_aaaa_allocates_nothing_per_query() {
     let server = start_server(dns64_config(&upstream));
     let same = vec![zone::A_ONLY.to_string(); QUERIES];
     let n = allocations(&server, &same, &same, RecordType::AAAA).await;
-    assert_eq!(
-        n, 0,
+    assert!(
+        n < GROWTH,
         "{n} allocations for {QUERIES} synthesized AAAA answers"
     );
 }
@@ -245,7 +259,7 @@ async fn cache_hits_allocate_nothing_per_query() {
     let hot = names("hot", 256);
     let repeated: Vec<String> = hot.iter().cycle().take(QUERIES).cloned().collect();
     let n = allocations(&server, &repeated, &repeated, RecordType::A).await;
-    assert_eq!(n, 0, "{n} allocations for {QUERIES} cache hits");
+    assert!(n < GROWTH, "{n} allocations for {QUERIES} cache hits");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
@@ -261,6 +275,6 @@ async fn a_forwarded_cache_miss_allocates_only_the_entry_it_stores() {
     .await;
     // The entry's bytes (answer and TTL offsets), its shared handle and its
     // key's name, plus the cache map's own growth (a few in all).
-    let bound = 3 * QUERIES as u64 + QUERIES as u64 / 100;
+    let bound = 3 * QUERIES as u64 + GROWTH;
     assert!(n <= bound, "{n} allocations for {QUERIES} stored answers");
 }

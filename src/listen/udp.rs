@@ -15,7 +15,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use crate::batch::{Inbox, Outbox, recv_ready, register_readable, send_retrying};
+use crate::batch::{self, Inbox, Outbox, recv_ready, register_readable, send_retrying};
 use crate::metrics::DropReason;
 use crate::pipeline::{Early, Exchange, Pipeline, Prefetched, Stage, Step, Transport};
 use crate::upstream::relay::{Outcome, Ready, Relay};
@@ -108,7 +108,7 @@ pub async fn serve_udp(sock: UdpSocket, shared: Shared, stop: CancellationToken)
         relay: None,
         retired: None,
         pool: Pool::default(),
-        then_a: Vec::new(),
+        then_a: Vec::with_capacity(batch::BATCH),
     };
     loop {
         let relaying = lp.relaying();
