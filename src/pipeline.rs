@@ -872,7 +872,12 @@ impl Pipeline {
     /// The part of [`Pipeline::aaaa_on_the_wire`] before the A query:
     /// native AAAA and NXDOMAIN are written into `out`.
     fn aaaa_wire(&self, ask: &Ask<'_>, aaaa: &[u8], out: &mut Vec<u8>) -> AaaaWire {
-        let Ok(view) = wire::Message::parse(aaaa) else {
+        // A pointer into the header would be renamed by the RA and ID
+        // patches: such a reply is re-encoded on the general path.
+        let Some(view) = wire::Message::parse(aaaa)
+            .ok()
+            .filter(|v| !v.has_exotic_pointers())
+        else {
             return AaaaWire::Other;
         };
         let s = view.classify();
@@ -995,7 +1000,10 @@ impl Pipeline {
     /// pass. `None`: another shape (an SOA beside A records, HTTPS/SVCB,
     /// `rewrite`, an error RCODE); the general path answers it.
     fn a_on_the_wire(&self, ask: &Ask<'_>, a: &[u8], out: &mut Vec<u8>) -> bool {
-        let Ok(view) = wire::Message::parse(a) else {
+        let Some(view) = wire::Message::parse(a)
+            .ok()
+            .filter(|v| !v.has_exotic_pointers())
+        else {
             return false;
         };
         let s = view.classify();
@@ -1090,12 +1098,15 @@ fn copy_with_ra(reply: &[u8], out: &mut Vec<u8>) {
 }
 
 /// True when a reply for a DNS64 client under strip/rewrite holds nothing
-/// the A filter changes (proved on the wire view, without a decode).
+/// the A filter changes (proved on the wire view, without a decode), and
+/// no compression pointer into octets the reply patches (header) could
+/// rename a record.
 fn nothing_to_filter(reply: &[u8]) -> bool {
     wire::Message::parse(reply).is_ok_and(|view| {
-        !view
-            .records()
-            .any(|r| matches!(r.rtype, rtype::A | rtype::RRSIG | HTTPS | SVCB))
+        !view.has_exotic_pointers()
+            && !view
+                .records()
+                .any(|r| matches!(r.rtype, rtype::A | rtype::RRSIG | HTTPS | SVCB))
     })
 }
 
