@@ -241,23 +241,8 @@ impl Loop {
         if let Some(r) = &mut self.relay {
             let (sock, shared) = (&self.sock, &self.shared);
             let pipeline = &r.pipeline;
-            r.relay.flush(pipeline.upstream(), |o| {
-                if let Outcome::Resume {
-                    query,
-                    token,
-                    resume,
-                } = o
-                {
-                    slow_path(
-                        sock,
-                        shared,
-                        pipeline,
-                        query,
-                        token,
-                        Prefetched::Resume(resume),
-                    );
-                }
-            });
+            r.relay
+                .flush(pipeline.upstream(), to_slow_path(sock, shared, pipeline));
         }
     }
 
@@ -369,23 +354,8 @@ impl Loop {
             }
         }
         self.pool.0.push(scratch);
-        r.relay.flush(pipeline.upstream(), |o| {
-            if let Outcome::Resume {
-                query,
-                token,
-                resume,
-            } = o
-            {
-                slow_path(
-                    sock,
-                    shared,
-                    pipeline,
-                    query,
-                    token,
-                    Prefetched::Resume(resume),
-                );
-            }
-        });
+        r.relay
+            .flush(pipeline.upstream(), to_slow_path(sock, shared, pipeline));
         // A retired relay that is done closes its sockets.
         if self.retired.as_ref().is_some_and(|r| r.relay.is_empty()) {
             self.retired = None;
@@ -431,22 +401,40 @@ fn relay_for<'a>(
         && let Some(mut oldest) = retired.replace(old)
     {
         let old_pipeline = oldest.pipeline.clone();
-        oldest.relay.abandon(|o| {
-            if let Outcome::Resume {
-                query,
-                token,
-                resume,
-            } = o
-            {
-                let resume = Prefetched::Resume(resume);
-                slow_path(sock, shared, &old_pipeline, query, token, resume);
-            }
-        });
+        oldest
+            .relay
+            .abandon(to_slow_path(sock, shared, &old_pipeline));
     }
     current.get_or_insert_with(|| LoopRelay {
         relay: Relay::new(pipeline.upstream(), pipeline.relay_sockets()),
         pipeline: pipeline.clone(),
     })
+}
+
+/// For relay calls that only hand queries back (flush, abandon): each goes
+/// on as a task.
+fn to_slow_path<'a>(
+    sock: &'a Sock,
+    shared: &'a Shared,
+    pipeline: &'a Arc<Pipeline>,
+) -> impl FnMut(Outcome<'_, Relayed>) + 'a {
+    move |o| {
+        if let Outcome::Resume {
+            query,
+            token,
+            resume,
+        } = o
+        {
+            slow_path(
+                sock,
+                shared,
+                pipeline,
+                query,
+                token,
+                Prefetched::Resume(resume),
+            );
+        }
+    }
 }
 
 /// Runs the rest of a relayed query as a task on the general path, with

@@ -14,7 +14,7 @@ use hickory_proto::rr::RecordType;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::support::client::{self, RECEIVE_TIMEOUT, TcpClient};
+use crate::support::client::{self, RECEIVE_TIMEOUT, TcpClient, udp_all};
 use crate::support::upstream::free_port;
 use crate::support::{Action, Dns64d, Q, Reply, Upstream, q, wkp, zone};
 
@@ -49,26 +49,6 @@ async fn assert_answers_right(d: &Dns64d) {
         d.udp(&q(zone::MISSING, RecordType::AAAA)).await.rcode(),
         ResponseCode::NXDomain
     );
-}
-
-/// Sends `queries` at once over UDP, each from its own socket; replies in order.
-async fn udp_all(addr: SocketAddr, queries: &[Q]) -> Vec<Option<Reply>> {
-    let tasks: Vec<_> = queries
-        .iter()
-        .map(|query| {
-            let packet = query.bytes();
-            tokio::spawn(async move {
-                client::udp_maybe(addr, &packet, RECEIVE_TIMEOUT)
-                    .await
-                    .map(Reply::parse)
-            })
-        })
-        .collect();
-    let mut replies = Vec::new();
-    for task in tasks {
-        replies.push(task.await.expect("client task"));
-    }
-    replies
 }
 
 // ---- an unreliable upstream ----

@@ -5,15 +5,14 @@
 //! truncation, a dead server) must end exactly as on the task path.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dns64d::metrics::names;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use crate::support::client::{self, RECEIVE_TIMEOUT};
-use crate::support::{Action, Dns64d, Q, Reply, Upstream, config_toml, parse_config, q, zone};
+use crate::support::client::{self, udp_all};
+use crate::support::{Action, Dns64d, Q, Upstream, config_toml, parse_config, q, zone};
 
 /// 127.0.0.1 is not a DNS64 client: every query is plain forwarding.
 const PLAIN: &str = r#"[dns64]
@@ -32,26 +31,6 @@ fn plain(timeout: &str, attempts: u32, more: &str) -> String {
 const TIMEOUT_MS: u64 = 200;
 /// Slack on top of a time bound for scheduling on a loaded machine.
 const SLACK: Duration = Duration::from_millis(400);
-
-/// Sends `queries` at once over UDP, each from its own socket; replies in order.
-async fn udp_all(addr: SocketAddr, queries: &[Q]) -> Vec<Option<Reply>> {
-    let tasks: Vec<_> = queries
-        .iter()
-        .map(|query| {
-            let packet = query.bytes();
-            tokio::spawn(async move {
-                client::udp_maybe(addr, &packet, RECEIVE_TIMEOUT)
-                    .await
-                    .map(Reply::parse)
-            })
-        })
-        .collect();
-    let mut replies = Vec::new();
-    for task in tasks {
-        replies.push(task.await.expect("client task"));
-    }
-    replies
-}
 
 #[tokio::test]
 async fn a_relayed_answer_carries_the_client_id_and_question_case_and_our_payload() {

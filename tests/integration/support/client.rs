@@ -391,3 +391,24 @@ impl Reply {
         self.msg.metadata.id
     }
 }
+
+/// Sends `queries` at once over UDP, each from its own socket; the replies
+/// (parsed) in the same order, `None` for one that got none in time.
+pub async fn udp_all(server: SocketAddr, queries: &[super::Q]) -> Vec<Option<Reply>> {
+    let tasks: Vec<_> = queries
+        .iter()
+        .map(|query| {
+            let packet = query.bytes();
+            tokio::spawn(async move {
+                udp_maybe(server, &packet, RECEIVE_TIMEOUT)
+                    .await
+                    .map(Reply::parse)
+            })
+        })
+        .collect();
+    let mut replies = Vec::new();
+    for task in tasks {
+        replies.push(task.await.expect("client task"));
+    }
+    replies
+}
