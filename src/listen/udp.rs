@@ -271,6 +271,7 @@ impl Loop {
         let (pool, then_a) = (&mut self.pool, &mut self.then_a);
         let pipeline = &r.pipeline;
         let now = Instant::now();
+        let mut hand_back = to_slow_path(sock, shared, pipeline);
         let mut handle = |o: Outcome<'_, Relayed>| match o {
             Outcome::Answered {
                 query,
@@ -322,23 +323,14 @@ impl Loop {
                     }
                 }
             }
-            Outcome::Resume {
-                query,
-                token,
-                resume,
-            } => slow_path(
-                sock,
-                shared,
-                pipeline,
-                query,
-                token,
-                Prefetched::Resume(resume),
-            ),
+            resume @ Outcome::Resume { .. } => hand_back(resume),
         };
         match ready {
             Ready::Replies => r.relay.answers(pipeline.upstream(), now, &mut handle),
             Ready::Deadline => r.relay.expire(pipeline.upstream(), now, &mut handle),
         }
+        // Ends its borrow of the relay slot (an opaque type may have a destructor).
+        drop(hand_back);
         // The A queries of syntheses: the client's query with QTYPE A.
         let mut scratch = self.pool.0.pop().unwrap_or_default();
         for token in self.then_a.drain(..) {

@@ -58,26 +58,6 @@ fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-/// Sends every query of `queries` over UDP at once, each from its own socket,
-/// and returns the replies in the same order (`None`: no reply in time).
-async fn udp_all(addr: SocketAddr, queries: Vec<Q>) -> Vec<Option<Reply>> {
-    let tasks: Vec<_> = queries
-        .into_iter()
-        .map(|query| {
-            tokio::spawn(async move {
-                client::udp_maybe(addr, &query.bytes(), client::RECEIVE_TIMEOUT)
-                    .await
-                    .map(Reply::parse)
-            })
-        })
-        .collect();
-    let mut replies = Vec::new();
-    for task in tasks {
-        replies.push(task.await.expect("client task"));
-    }
-    replies
-}
-
 /// Asks AAAA for the A-only name until the answer is under `prefix`.
 async fn prefix_in_effect(d: &Dns64d, addr: SocketAddr, prefix: fn(Ipv4Addr) -> Ipv6Addr) {
     let reply = client::udp(addr, &q(zone::A_ONLY, RecordType::AAAA).bytes()).await;
@@ -266,8 +246,9 @@ async fn a_reload_under_load_changes_the_prefix_for_the_next_query_and_loses_non
         Some(RecordType::A),
         Action::Delay(Duration::from_millis(300)),
     );
-    let queries = |n| (0..n).map(|_| q(zone::A_ONLY, RecordType::AAAA)).collect();
-    let before = tokio::spawn(udp_all(d.addr, queries(200)));
+    let addr = d.addr;
+    let queries = |n| -> Vec<Q> { (0..n).map(|_| q(zone::A_ONLY, RecordType::AAAA)).collect() };
+    let before = tokio::spawn(async move { client::udp_all(addr, &queries(200)).await });
     // Reload while those are in flight, then send more while it settles.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let new = config_toml(
@@ -275,7 +256,7 @@ async fn a_reload_under_load_changes_the_prefix_for_the_next_query_and_loses_non
         &format!("[upstream]\ntimeout = \"3s\"\nattempts = 1\n[dns64]\nprefixes = [\"{NSP}\"]"),
     );
     d.handle.apply(parse_config(&new)).expect("reload");
-    let after = tokio::spawn(udp_all(d.addr, queries(100)));
+    let after = tokio::spawn(async move { client::udp_all(addr, &queries(100)).await });
     let which = |reply: Option<Reply>| {
         let reply = reply.expect("every query sent around the reload is answered");
         assert_eq!(reply.rcode(), ResponseCode::NoError);
