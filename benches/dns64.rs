@@ -117,8 +117,7 @@ fn bench(c: &mut Criterion) {
 /// the hit's user-space work measured in the same run.
 fn counting(c: &mut Criterion) {
     use dns64d::cache::{Cache, Key, Lookup};
-    use dns64d::metrics::Metrics;
-    use dns64d::pipeline::Transport;
+    use dns64d::metrics::{Metrics, Proto};
     use std::time::Instant;
 
     let cfg = Config::from_toml("[upstream]\nservers=[\"127.0.0.1\"]\n").unwrap();
@@ -157,7 +156,7 @@ fn counting(c: &mut Criterion) {
     g.bench_function("counting_only", |b| {
         b.iter(|| {
             let started = Instant::now();
-            metrics.request(Transport::Udp, black_box(src), 28);
+            metrics.request(Proto::Udp, black_box(src), 28);
             metrics.cache(true, false);
             metrics.response(0, started.elapsed());
         })

@@ -5,27 +5,22 @@
 //! Data path position: `upstream → dns64 → filter → reply`, only for AAAA
 //! queries from DNS64 clients.
 
-use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::str::FromStr;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::AAAA;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use ipnet::{Ipv4Net, Ipv6Net};
-use serde::Serialize;
 
-use crate::config::{Dns64Config, Order, ZonePolicy};
+use crate::config::Dns64Config;
 use crate::policy::Rules;
-
-/// Prefix lengths RFC 6052 §2.2 defines an embedding for.
-pub const PREFIX_LENGTHS: [u8; 6] = [32, 40, 48, 56, 64, 96];
+// Re-exported: RFC 6052 embedding is DNS64's vocabulary; it lives in the
+// leaf `types` so config, policy and wire can use it without a circle.
+use crate::types::{Order, ZonePolicy};
+pub use crate::types::{PREFIX_LENGTHS, Prefix, WELL_KNOWN};
 
 /// Cap on the synthesized TTL when the AAAA response had no SOA (SPEC §3.6).
 pub const NO_SOA_TTL_CAP: u32 = 600;
-
-/// The well-known prefix 64:ff9b::/96 (RFC 6052 §2.1).
-pub const WELL_KNOWN: Ipv6Addr = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0);
 
 /// RFC 1918 and RFC 6598 space that `strict_rfc6052` keeps out of the
 /// well-known prefix (RFC 6052 §3.1).
@@ -35,108 +30,6 @@ const NON_GLOBAL: [(Ipv4Addr, u8); 4] = [
     (Ipv4Addr::new(192, 168, 0, 0), 16),
     (Ipv4Addr::new(100, 64, 0, 0), 10),
 ];
-
-/// A Pref64::/n: a validated NAT64 prefix of one of the six RFC 6052 lengths.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Prefix {
-    net: Ipv6Net,
-}
-
-impl Prefix {
-    /// A prefix of length `len` (32, 40, 48, 56, 64 or 96) with no host bits set.
-    pub fn new(addr: Ipv6Addr, len: u8) -> Result<Prefix, String> {
-        if !PREFIX_LENGTHS.contains(&len) {
-            return Err(format!(
-                "prefix length /{len} is not one of 32, 40, 48, 56, 64, 96 (RFC 6052 §2.2)"
-            ));
-        }
-        let net = Ipv6Net::new(addr, len).map_err(|e| e.to_string())?;
-        if net.trunc().addr() != addr {
-            return Err(format!("host bits are set after /{len}"));
-        }
-        // RFC 6052 §2.2: bits 64..71 ("u") MUST be zero.
-        if addr.octets()[8] != 0 {
-            return Err("bits 64-71 (the \"u\" octet) must be zero (RFC 6052 §2.2)".into());
-        }
-        Ok(Prefix { net })
-    }
-
-    /// Prefix length in bits.
-    pub fn len(&self) -> u8 {
-        self.net.prefix_len()
-    }
-
-    /// Never true: a prefix has one of six fixed lengths (for clippy's `len` lint).
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
-    /// The prefix as a network.
-    pub fn net(&self) -> Ipv6Net {
-        self.net
-    }
-
-    /// True for 64:ff9b::/96.
-    pub fn is_well_known(&self) -> bool {
-        self.net.prefix_len() == 96 && self.net.addr() == WELL_KNOWN
-    }
-
-    /// Byte positions of the four IPv4 octets (RFC 6052 §2.2): consecutive
-    /// from the end of the prefix, skipping octet 8 (bits 64..71).
-    fn positions(&self) -> [usize; 4] {
-        let mut idx = usize::from(self.len() / 8);
-        let mut out = [0; 4];
-        for slot in &mut out {
-            if idx == 8 {
-                idx += 1;
-            }
-            *slot = idx;
-            idx += 1;
-        }
-        out
-    }
-
-    /// Embeds `v4` under this prefix; the "u" octet and the suffix are zero.
-    pub fn embed(&self, v4: Ipv4Addr) -> Ipv6Addr {
-        let mut out = self.net.addr().octets();
-        for (pos, byte) in self.positions().into_iter().zip(v4.octets()) {
-            out[pos] = byte;
-        }
-        Ipv6Addr::from(out)
-    }
-
-    /// Extracts the embedded IPv4 address, or `None` when `v6` is outside the prefix.
-    pub fn extract(&self, v6: Ipv6Addr) -> Option<Ipv4Addr> {
-        if !self.net.contains(&v6) {
-            return None;
-        }
-        let o = v6.octets();
-        let [a, b, c, d] = self.positions().map(|p| o[p]);
-        Some(Ipv4Addr::new(a, b, c, d))
-    }
-}
-
-impl fmt::Display for Prefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.net.fmt(f)
-    }
-}
-
-impl FromStr for Prefix {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Prefix, String> {
-        let net: Ipv6Net = s
-            .parse()
-            .map_err(|_| "not an IPv6 prefix (expected e.g. 64:ff9b::/96)".to_owned())?;
-        Prefix::new(net.addr(), net.prefix_len())
-    }
-}
-
-impl Serialize for Prefix {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
 
 /// What the AAAA response means for a DNS64 client (RFC 6147 §5.1).
 #[derive(Debug, Clone, PartialEq, Eq)]

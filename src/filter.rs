@@ -11,8 +11,8 @@ use hickory_proto::rr::rdata::svcb::{Mandatory, SVCB, SvcParamKey, SvcParamValue
 use hickory_proto::rr::rdata::{HTTPS, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use crate::config::FilterA;
-use crate::dns64::{Dns64, Prefix, chain_end};
+use crate::dns64::{Dns64, chain_end};
+use crate::types::{FilterA, Prefix};
 use crate::wire;
 
 /// Removes A records and the RRSIGs that cover them from every section, and

@@ -12,6 +12,8 @@
 // One reviewed exception, `batch` (recvmmsg/sendmmsg); see STYLE §11.
 #![deny(unsafe_code)]
 
+pub mod types;
+
 pub mod batch;
 pub mod cache;
 pub mod dns64;

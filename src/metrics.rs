@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::pipeline::Transport;
 use crate::wire::rtype;
 
 /// Metric names (SPEC §9, issue "Operations").
@@ -56,6 +55,15 @@ const QTYPES: [(u16, &str); 13] = [
 ];
 
 /// RCODE labels (RFC 1035 §4.1.1, RFC 6891 BADVERS); the last is `other`.
+/// The `proto` label of `dns64d_requests_total`: the transport a query
+/// came in on. Metrics own their label sets (STYLE §10), so the counters
+/// depend on no stage of the data path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Udp,
+    Tcp,
+}
+
 const RCODES: [&str; 8] = [
     "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "other",
 ];
@@ -221,8 +229,8 @@ impl std::fmt::Debug for Gauges {
 impl Metrics {
     /// Counts a query as it arrives.
     #[inline]
-    pub fn request(&self, transport: Transport, client: IpAddr, qtype: u16) {
-        let t = usize::from(transport == Transport::Tcp);
+    pub fn request(&self, proto: Proto, client: IpAddr, qtype: u16) {
+        let t = usize::from(proto == Proto::Tcp);
         let f = usize::from(client.is_ipv6() && client.to_canonical().is_ipv6());
         let q = QTYPES
             .iter()
@@ -519,8 +527,8 @@ mod tests {
     #[test]
     fn counters_render_with_closed_labels() {
         let m = Metrics::default();
-        m.request(Transport::Udp, "::1".parse().unwrap(), rtype::AAAA);
-        m.request(Transport::Tcp, "127.0.0.1".parse().unwrap(), 999);
+        m.request(Proto::Udp, "::1".parse().unwrap(), rtype::AAAA);
+        m.request(Proto::Tcp, "127.0.0.1".parse().unwrap(), 999);
         m.response(3, Duration::from_millis(2));
         m.dropped(DropReason::Response);
         let text = m.render();

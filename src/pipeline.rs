@@ -17,14 +17,15 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use crate::cache::{Cache, Key, Lookup};
-use crate::config::{Config, FilterA, PtrMode, ZonePolicy};
-use crate::dns64::{self, AaaaVerdict, Dns64, Prefix};
+use crate::config::Config;
+use crate::dns64::{self, AaaaVerdict, Dns64};
 use crate::error;
 use crate::filter::{self, AFailure};
-use crate::metrics::{DropReason, Metrics};
+use crate::metrics::{self, DropReason, Metrics};
 use crate::policy::{Policy, Rules, Treatment};
 use crate::ratelimit::RateLimiter;
 use crate::reply::Client;
+use crate::types::{FilterA, Prefix, PtrMode, ZonePolicy};
 use crate::upstream::{Reply, Resume, Upstream, UpstreamError};
 use crate::wire::{self, Query, WireError, ede, rcode, rtype};
 
@@ -33,6 +34,15 @@ use crate::wire::{self, Query, WireError, ede, rcode, rtype};
 pub enum Transport {
     Udp,
     Tcp,
+}
+
+impl From<Transport> for metrics::Proto {
+    fn from(t: Transport) -> metrics::Proto {
+        match t {
+            Transport::Udp => metrics::Proto::Udp,
+            Transport::Tcp => metrics::Proto::Tcp,
+        }
+    }
 }
 
 /// Everything a query needs, built once per config.
@@ -306,7 +316,7 @@ impl Pipeline {
         let f = match self.front(packet, src, transport) {
             Ok(f) => f,
             Err(Rejected { reply, qtype, why }) => {
-                self.metrics.request(transport, src, qtype);
+                self.metrics.request(transport.into(), src, qtype);
                 if why == Some(WireError::TooShort) {
                     self.metrics.dropped(DropReason::TooShort);
                 } else if reply.is_none() {
@@ -324,7 +334,7 @@ impl Pipeline {
                 };
             }
         };
-        self.metrics.request(transport, src, f.query.qtype);
+        self.metrics.request(transport.into(), src, f.query.qtype);
         if let Some(limiter) = &self.rate_limit
             && !limiter.allow(f.client_ip, self.epoch.elapsed().as_millis() as u64)
         {

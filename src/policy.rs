@@ -12,8 +12,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::config::{Config, FilterA, Order, PtrMode, ZonePolicy, canonical_ip};
-use crate::dns64::Prefix;
+use crate::config::Config;
+use crate::types::{FilterA, Order, Prefix, PtrMode, ZonePolicy, canonical_ip};
 use crate::wire::Query;
 
 /// What a client gets (SPEC §1, §8).

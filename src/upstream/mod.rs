@@ -28,8 +28,9 @@ use tokio::time::timeout_at;
 mod pool;
 pub mod relay;
 
-use crate::config::{UpstreamConfig, unspecified_for};
+use crate::config::UpstreamConfig;
 use crate::metrics::{Metrics, ServerStats, UpstreamResult};
+use crate::types::unspecified_for;
 use crate::wire::{self, HEADER_LEN, Header, rcode};
 
 /// Consecutive failures that mark a server down.

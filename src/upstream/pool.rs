@@ -20,8 +20,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{UpstreamError, acceptable};
 use crate::batch::{Inbox, recv_ready, register_readable, send_retrying};
-use crate::config::unspecified_for;
 use crate::metrics::ServerStats;
+use crate::types::unspecified_for;
 use crate::wire;
 use crate::worker;
 

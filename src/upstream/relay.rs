@@ -32,7 +32,7 @@ use tokio::time::Sleep;
 
 use super::{Reply, Resume, Upstream, acceptable};
 use crate::batch::{self, Inbox, register_readable};
-use crate::config::unspecified_for;
+use crate::types::unspecified_for;
 use crate::wire::{self, HEADER_LEN, Header, rcode};
 
 /// Replies read per socket and call.

@@ -24,7 +24,7 @@ use super::message::{
     name_layout, skip_stored_name, u16_at,
 };
 use super::{HEADER_LEN, Header, MAX_NAME_LEN, Query, push_opt, rtype};
-use crate::dns64::Prefix;
+use crate::types::Prefix;
 
 /// Why a rewrite could not be done. `Copy`, like [`ParseError`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
