@@ -22,6 +22,7 @@ use hickory_proto::rr::rdata::AAAA;
 use hickory_proto::rr::{RData, Record, RecordType};
 
 use dns64d::dns64::Prefix;
+use dns64d::dns64::rules::synthesized_ttl;
 use dns64d::wire::rewrite;
 use dns64d::wire::{Message, rtype};
 
@@ -124,8 +125,15 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let m = Message::parse(black_box(&packet)).unwrap();
                 let owner = m.chain_end().unwrap();
-                rewrite::synthesize_aaaa(&m, &owner, &prefixes, 600, |_, _| true, &mut out)
-                    .unwrap();
+                rewrite::synthesize_aaaa(
+                    &m,
+                    &owner,
+                    &prefixes,
+                    |t| synthesized_ttl(t, 600),
+                    |_, _| true,
+                    &mut out,
+                )
+                .unwrap();
                 out.len()
             })
         });
@@ -225,7 +233,15 @@ fn paired_report() {
             &mut || {
                 let m = Message::parse(black_box(&packet)).unwrap();
                 let owner = m.chain_end().unwrap();
-                rewrite::synthesize_aaaa(&m, &owner, &prefixes, 600, |_, _| true, &mut out).unwrap()
+                rewrite::synthesize_aaaa(
+                    &m,
+                    &owner,
+                    &prefixes,
+                    |t| synthesized_ttl(t, 600),
+                    |_, _| true,
+                    &mut out,
+                )
+                .unwrap()
             },
             &mut || hickory_synthesize(black_box(&packet), &prefixes, 600).len(),
         );

@@ -5,6 +5,7 @@
 //! content.
 
 use dns64d::dns64::Prefix;
+use dns64d::dns64::rules::synthesized_ttl;
 use dns64d::wire::rewrite;
 use dns64d::wire::{Message, Name, Rr, Section, rtype};
 
@@ -119,7 +120,14 @@ fn synthesize(m: &Message<'_>) {
         return;
     };
     let mut out = Vec::new();
-    let made = match rewrite::synthesize_aaaa(m, &owner, &prefixes, 300, |_, _| true, &mut out) {
+    let made = match rewrite::synthesize_aaaa(
+        m,
+        &owner,
+        &prefixes,
+        |t| synthesized_ttl(t, 300),
+        |_, _| true,
+        &mut out,
+    ) {
         Ok(n) => n,
         Err(rewrite::RewriteError::TooLong) => return,
         Err(e) => panic!("synthesis failed on a valid message: {e:?}"),

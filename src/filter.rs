@@ -11,7 +11,7 @@ use hickory_proto::rr::rdata::svcb::{Mandatory, SVCB, SvcParamKey, SvcParamValue
 use hickory_proto::rr::rdata::{HTTPS, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use crate::dns64::{Dns64, chain_end};
+use crate::dns64::{Dns64, chain_end, rules};
 use crate::types::{FilterA, Prefix};
 use crate::wire;
 
@@ -21,7 +21,7 @@ use crate::wire;
 /// the additional section becomes synthesized AAAA. Returns how many A
 /// records were removed.
 pub fn enforce(msg: &mut Message, mode: FilterA, prefixes: &[Prefix], dns64: &Dns64) -> usize {
-    if mode == FilterA::Pass {
+    if !rules::strips_a(mode) {
         return 0;
     }
     let mut removed = strip(&mut msg.answers) + strip(&mut msg.authorities);
@@ -93,26 +93,41 @@ fn rrsig_covers_a(r: &Record) -> bool {
 /// or dropping AAAA under `synthesize`) is NODATA (RFC 2308 §2.2) and needs an
 /// SOA so caches in front of us can cache it; keep the upstream's or make one
 /// with `filter.negative_ttl`.
-pub fn ensure_nodata_soa(msg: &mut Message, qname: &Name, qtype: RecordType, negative_ttl: u32) {
-    if msg.metadata.response_code != ResponseCode::NoError
-        || msg.answers.iter().any(|r| r.record_type() == qtype)
-    {
-        return;
-    }
-    if msg
-        .authorities
-        .iter()
-        .any(|r| r.record_type() == RecordType::SOA)
-    {
+///
+/// `removed`: A records [`enforce`] took out; the rule is
+/// [`rules::nodata_soa`], which the relay's wire finish follows too.
+pub fn ensure_nodata_soa(
+    msg: &mut Message,
+    qname: &Name,
+    qtype: RecordType,
+    removed: usize,
+    negative_ttl: u32,
+) {
+    let decision = rules::nodata_soa(
+        u16::from(msg.metadata.response_code),
+        msg.answers
+            .iter()
+            .filter(|r| r.record_type() == qtype)
+            .count(),
+        removed,
+        qtype == RecordType::AAAA,
         msg.authorities
-            .retain(|r| matches!(r.record_type(), RecordType::SOA | RecordType::RRSIG));
-        return;
+            .iter()
+            .any(|r| r.record_type() == RecordType::SOA),
+    );
+    match decision {
+        rules::NodataSoa::Untouched => {}
+        rules::NodataSoa::KeepUpstream => msg
+            .authorities
+            .retain(|r| matches!(r.record_type(), RecordType::SOA | RecordType::RRSIG)),
+        rules::NodataSoa::Make => {
+            msg.authorities.clear();
+            msg.authorities.push(synthesized_soa(
+                chain_end(qname, &msg.answers),
+                negative_ttl,
+            ));
+        }
     }
-    msg.authorities.clear();
-    msg.authorities.push(synthesized_soa(
-        chain_end(qname, &msg.answers),
-        negative_ttl,
-    ));
 }
 
 /// The SOA dns64d puts in a NODATA it made: TTL and MINIMUM are
@@ -339,7 +354,8 @@ mod tests {
             60,
             RData::CNAME(CNAME(name("v4.example."))),
         )];
-        ensure_nodata_soa(&mut m, &name("www.example."), RecordType::A, 30);
+        // The A record the CNAME led to was stripped.
+        ensure_nodata_soa(&mut m, &name("www.example."), RecordType::A, 1, 30);
         let soa = &m.authorities[0];
         assert_eq!(soa.name, name("v4.example."));
         assert_eq!(soa.ttl, 30);

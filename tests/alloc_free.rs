@@ -6,6 +6,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use dns64d::dns64::Prefix;
+use dns64d::dns64::rules::synthesized_ttl;
 use dns64d::wire::rewrite;
 use dns64d::wire::{Message, rtype};
 
@@ -63,7 +64,15 @@ fn run_all(packet: &[u8], prefixes: &[Prefix], out: &mut Vec<u8>, scratch: &mut 
     }
     if let Some(end) = m.chain_end() {
         work += usize::from(end.eq_ignore_case(&m.question().unwrap().name));
-        work += rewrite::synthesize_aaaa(&m, &end, prefixes, 600, |_, _| true, out).unwrap();
+        work += rewrite::synthesize_aaaa(
+            &m,
+            &end,
+            prefixes,
+            |t| synthesized_ttl(t, 600),
+            |_, _| true,
+            out,
+        )
+        .unwrap();
     }
     work += rewrite::strip_type(&m, rtype::A, out).unwrap();
     for limit in [512, 200] {

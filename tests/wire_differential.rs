@@ -16,6 +16,7 @@ use hickory_proto::serialize::binary::BinEncodable;
 use proptest::prelude::*;
 
 use dns64d::dns64::Prefix;
+use dns64d::dns64::rules::synthesized_ttl;
 use dns64d::wire::rewrite::{self, RewriteError};
 use dns64d::wire::{Message, Rr, Section, rtype};
 
@@ -296,7 +297,7 @@ proptest! {
         let owner = v.chain_end().unwrap();
         let prefixes = prefixes();
         let mut out = Vec::new();
-        let made = rewrite::synthesize_aaaa(&v, &owner, &prefixes, cap, |_, _| true, &mut out).unwrap();
+        let made = rewrite::synthesize_aaaa(&v, &owner, &prefixes, |t| synthesized_ttl(t, cap), |_, _| true, &mut out).unwrap();
 
         let h = HMessage::from_vec(&bytes).unwrap();
         let end = chain_end(&h);

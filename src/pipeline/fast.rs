@@ -8,10 +8,10 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use crate::dns64;
+use crate::dns64::rules;
 use crate::filter::{self};
 use crate::reply::Client;
-use crate::types::{FilterA, Prefix, ZonePolicy};
+use crate::types::{FilterA, Prefix};
 use crate::wire::{self, rcode, rtype};
 
 use super::*;
@@ -152,22 +152,39 @@ impl Pipeline {
         {
             return AaaaWire::Other;
         }
-        if s.aaaa > 0 {
-            let native_only = ask.rules.policy == ZonePolicy::Native
-                && !view
-                    .section(wire::Section::Answer)
-                    .any(|r| r.ipv6().is_some_and(|v6| self.dns64.is_excluded(v6)));
-            if !native_only {
-                return AaaaWire::Other;
+        // §5.1.4: removing excluded AAAA is the general path's.
+        if s.aaaa > 0
+            && view
+                .section(wire::Section::Answer)
+                .any(|r| r.ipv6().is_some_and(|v6| self.dns64.is_excluded(v6)))
+        {
+            return AaaaWire::Other;
+        }
+        match self
+            .dns64
+            .decide_after_aaaa(Some(s.rcode), usize::from(s.aaaa), ask.rules.policy)
+        {
+            rules::AfterAaaa::Return => {
+                copy_with_ra(aaaa, out);
+                AaaaWire::Done
             }
-        }
-        if nxdomain || s.aaaa > 0 {
-            copy_with_ra(aaaa, out);
-            return AaaaWire::Done;
-        }
-        // NODATA: §5.1.6 synthesis from the A records, §5.1.7 TTL.
-        AaaaWire::NeedA {
-            ttl_cap: s.negative_ttl.unwrap_or(dns64::NO_SOA_TTL_CAP),
+            // `both` merges the native AAAA in, `synthesize` drops them:
+            // the general path builds those answers.
+            rules::AfterAaaa::Synthesize if s.aaaa > 0 => AaaaWire::Other,
+            // NODATA: §5.1.6 synthesis from the A records, §5.1.7 TTL. With
+            // nothing to synthesize this NODATA is the answer, sent as it is
+            // only when the NODATA SOA rule keeps it as it is.
+            rules::AfterAaaa::Synthesize => {
+                let soa_only = view
+                    .section(wire::Section::Authority)
+                    .all(|r| matches!(r.rtype, rtype::SOA | rtype::RRSIG));
+                match rules::nodata_soa(s.rcode, 0, 0, true, s.negative_ttl.is_some()) {
+                    rules::NodataSoa::KeepUpstream if soa_only => AaaaWire::NeedA {
+                        ttl_cap: rules::ttl_cap(s.negative_ttl),
+                    },
+                    _ => AaaaWire::Other,
+                }
+            }
         }
     }
 
@@ -184,7 +201,7 @@ impl Pipeline {
         out: &mut Vec<u8>,
     ) -> bool {
         let a_view = a.and_then(|a| wire::Message::parse(a).ok());
-        let Some(a_view) = a_view.filter(|v| v.rcode() == rcode::NOERROR) else {
+        let Some(a_view) = a_view.filter(|v| rules::a_response_is_usable(Some(v.rcode()))) else {
             copy_with_ra(aaaa, out);
             return true;
         };
@@ -196,7 +213,7 @@ impl Pipeline {
             &a_view,
             &owner,
             ask.rules.prefixes,
-            ttl_cap,
+            |ttl| rules::synthesized_ttl(ttl, ttl_cap),
             allow,
             out,
         ) {
@@ -230,17 +247,19 @@ impl Pipeline {
         {
             return false;
         }
-        if s.a == 0 && s.a_rrsig == 0 {
+        let removed = usize::from(s.a) + usize::from(s.a_rrsig);
+        if removed == 0 {
             copy_with_ra(a, out);
             return true;
         }
-        if ask.rules.filter_a != FilterA::Strip
-            || s.rcode != rcode::NOERROR
-            || s.negative_ttl.is_some()
+        // Every A record goes (SPEC §4): none of the asked type is left.
+        // The wire view builds only the NODATA with an SOA of our own, and
+        // not `rewrite`'s glue.
+        let soa = rules::nodata_soa(s.rcode, 0, removed, false, s.negative_ttl.is_some());
+        if soa != rules::NodataSoa::Make
+            || ask.rules.filter_a != FilterA::Strip
+            || filter::nodata_from_a_answer(&view, self.negative_ttl, out).is_err()
         {
-            return false;
-        }
-        if filter::nodata_from_a_answer(&view, self.negative_ttl, out).is_err() {
             return false;
         }
         self.metrics.a_stripped(usize::from(s.a));

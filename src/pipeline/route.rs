@@ -1,9 +1,9 @@
 //! Where a query goes once it is known to need upstream (RFC 6147 §5,
 //! SPEC §3–§6), decided once for the relay and the general path.
 
-use crate::dns64;
+use crate::dns64::{self, rules};
 use crate::policy::Rules;
-use crate::types::{FilterA, PtrMode};
+use crate::types::PtrMode;
 use crate::wire::{Query, rtype};
 
 use super::*;
@@ -39,8 +39,8 @@ impl Pipeline {
         } else {
             match q.qtype {
                 rtype::AAAA => Route::Aaaa,
-                rtype::A if mode != FilterA::Pass => Route::FilteredA,
-                _ if mode == FilterA::Pass => Route::Forward,
+                rtype::A if rules::strips_a(mode) => Route::FilteredA,
+                _ if !rules::strips_a(mode) => Route::Forward,
                 _ => Route::Filtered,
             }
         }
@@ -54,7 +54,9 @@ impl Pipeline {
         let route = match self.route(f.dns64, q, &f.rules) {
             Route::Forward | Route::Filtered | Route::FilteredA => true,
             // §5.1.8 parallel A, and §5.5 DO+CD, stay on the general path.
-            Route::Aaaa => !(self.parallel_a || q.dnssec_ok() && q.header().cd()),
+            Route::Aaaa => {
+                !self.parallel_a && rules::may_synthesize(q.dnssec_ok(), q.header().cd())
+            }
             Route::Ipv4only | Route::Ptr => false,
         };
         let no_ecs = q.edns.is_none_or(|e| e.ecs.is_none());

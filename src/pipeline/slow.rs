@@ -13,7 +13,7 @@ use hickory_proto::rr::{Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use crate::cache::{Key, Lookup};
-use crate::dns64::AaaaVerdict;
+use crate::dns64::{AaaaVerdict, rules};
 use crate::filter::{self, AFailure};
 use crate::reply::Client;
 use crate::types::FilterA;
@@ -225,10 +225,8 @@ impl Pipeline {
         );
         self.metrics.a_stripped(stripped);
         let qtype = RecordType::from(ask.query().qtype);
-        if (stripped > 0 || qtype == RecordType::AAAA)
-            && let Some(qname) = qname(ask.query())
-        {
-            filter::ensure_nodata_soa(&mut msg, &qname, qtype, self.negative_ttl);
+        if let Some(qname) = qname(ask.query()) {
+            filter::ensure_nodata_soa(&mut msg, &qname, qtype, stripped, self.negative_ttl);
         }
         ask.client.encode(msg, None)
     }
@@ -237,7 +235,7 @@ impl Pipeline {
     pub(super) async fn aaaa(&self, ask: &Ask<'_>) -> Vec<u8> {
         let query = ask.query();
         // §5.5: DO=1 and CD=1: the client validates; no synthesis.
-        if query.dnssec_ok() && query.header().cd() {
+        if !rules::may_synthesize(query.dnssec_ok(), query.header().cd()) {
             return match self.ask_upstream(ask, ask.bytes).await {
                 Ok(reply) => self.filtered(ask, reply),
                 Err(e) => self.unreachable(ask, &e),

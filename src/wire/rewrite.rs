@@ -343,7 +343,9 @@ fn sane_ttl(ttl: u32) -> u32 {
 /// - answer: the CNAME and DNAME records of the chain, then for each prefix
 ///   (configured order) and each A record owned by `owner` whose address
 ///   `allow` accepts, an AAAA with the owner as a pointer to the A record's
-///   owner, TTL min(A TTL, `ttl_cap`) and the address embedded per RFC 6052;
+///   owner, TTL `ttl(A TTL)` (§5.1.7: the caller passes
+///   `dns64::rules::synthesized_ttl` with its cap, the rule the hickory-proto
+///   path applies too) and the address embedded per RFC 6052;
 /// - authority dropped; additional reduced to the OPT record, if any.
 ///
 /// Returns the number of AAAA records made; with 0 the caller keeps the
@@ -352,7 +354,7 @@ pub fn synthesize_aaaa(
     a_resp: &Message<'_>,
     owner: &Name<'_>,
     prefixes: &[Prefix],
-    ttl_cap: u32,
+    ttl: impl Fn(u32) -> u32,
     mut allow: impl FnMut(Ipv4Addr, &Prefix) -> bool,
     out: &mut Vec<u8>,
 ) -> Result<usize, RewriteError> {
@@ -380,7 +382,7 @@ pub fn synthesize_aaaa(
             copy_name(input, rr.owner_at, &mut spans, out)?;
             out.extend_from_slice(&rtype::AAAA.to_be_bytes());
             out.extend_from_slice(&rr.class.to_be_bytes());
-            out.extend_from_slice(&sane_ttl(rr.ttl()).min(ttl_cap).to_be_bytes());
+            out.extend_from_slice(&ttl(rr.ttl()).to_be_bytes());
             out.extend_from_slice(&16u16.to_be_bytes());
             // RFC 6052 §2.2, as `Prefix::embed`, written straight into the
             // output: no 16-octet temporary to build and reload.
@@ -795,8 +797,15 @@ mod tests {
         let m = Message::parse(&input).unwrap();
         let owner = m.chain_end().unwrap();
         let mut out = Vec::new();
-        let made =
-            synthesize_aaaa(&m, &owner, &[p("64:ff9b::/96")], 300, |_, _| true, &mut out).unwrap();
+        let made = synthesize_aaaa(
+            &m,
+            &owner,
+            &[p("64:ff9b::/96")],
+            |t| t.min(300),
+            |_, _| true,
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(made, 2);
         let mut want = vec![0xab, 0xcd, 0x81, 0x80, 0, 1, 0, 3, 0, 0, 0, 1];
         want.extend_from_slice(b"\x03WwW\x07example\x00\x00\x1c\x00\x01");
@@ -822,7 +831,7 @@ mod tests {
             &m,
             &owner,
             &prefixes,
-            100,
+            |t| t.min(100),
             |v4, _| v4 != Ipv4Addr::new(192, 0, 2, 2),
             &mut out,
         )
@@ -845,7 +854,7 @@ mod tests {
         // An owner that is not the chain end yields nothing.
         let q = m.question().unwrap().name;
         assert_eq!(
-            synthesize_aaaa(&m, &q, &prefixes, 100, |_, _| true, &mut out).unwrap(),
+            synthesize_aaaa(&m, &q, &prefixes, |t| t.min(100), |_, _| true, &mut out).unwrap(),
             0
         );
     }

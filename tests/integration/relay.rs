@@ -348,6 +348,28 @@ async fn a_synthesis_whose_a_query_times_out_everywhere_returns_the_nodata() {
     assert_eq!(d.upstream.asked(zone::A_ONLY, RecordType::A).len(), 2);
 }
 
+/// The relay (UDP) and the general path (TCP) follow one NODATA SOA rule
+/// (`dns64::rules::nodata_soa`): an AAAA NODATA without an SOA that nothing
+/// is synthesized for gets the SOA dns64d makes, on both paths.
+#[tokio::test]
+async fn an_aaaa_nodata_without_soa_gets_our_soa_over_the_relay_as_over_tcp() {
+    let d = Dns64d::start(DNS64).await;
+    d.upstream.on(
+        zone::NO_SOA,
+        Some(RecordType::A),
+        Action::Rcode(ResponseCode::ServFail),
+    );
+    let udp = d.udp(&q(zone::NO_SOA, RecordType::AAAA)).await;
+    let tcp = d.tcp(&q(zone::NO_SOA, RecordType::AAAA)).await;
+    assert_eq!(udp.rcode(), ResponseCode::NoError);
+    assert!(udp.aaaa().is_empty());
+    assert_eq!(udp.soa(), Some((30, 30)), "filter.negative_ttl's SOA");
+    assert_eq!(udp.soa(), tcp.soa());
+    assert_eq!(udp.msg.authorities, tcp.msg.authorities);
+    // The relay's AAAA reply went along to the general path: asked once.
+    assert_eq!(d.upstream.asked(zone::NO_SOA, RecordType::AAAA).len(), 2);
+}
+
 #[tokio::test]
 async fn an_aaaa_reply_the_wire_path_cannot_finish_is_not_asked_again() {
     let d = Dns64d::start(DNS64).await;
