@@ -16,9 +16,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError};
 use crate::control::{self, Control};
+use crate::discovery::{self, DiscoveryError, Learned};
 use crate::listen::{self, Bound, Shared};
-use crate::metrics::{Metrics, names};
+use crate::metrics::{Metrics, PrefixSource, names};
 use crate::pipeline::Pipeline;
+use crate::upstream::Upstream;
 use crate::worker::Workers;
 
 /// Probe interval while no upstream has answered yet.
@@ -43,6 +45,12 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// `dns64.prefixes = ["discover"]` learned nothing and lists no fallback.
+    #[error(
+        "NAT64 prefix discovery (dns64.prefixes = [\"discover\"], RFC 7050) learned nothing \
+         and dns64.prefixes lists no fallback prefix: {0}"
+    )]
+    Discovery(#[source] DiscoveryError),
 }
 
 /// Why a reload was refused; the running config keeps serving.
@@ -54,6 +62,11 @@ pub enum ReloadError {
     Bind(#[from] StartError),
     #[error("no config file to reload from (started on the embedded default)")]
     NoFile,
+    #[error(
+        "dns64.prefixes = [\"discover\"]: no NAT64 prefix has been discovered yet and \
+         dns64.prefixes lists no fallback prefix"
+    )]
+    NothingDiscovered,
 }
 
 /// State shared by the running server and its [`Handle`]s.
@@ -70,6 +83,13 @@ struct Inner {
     shared: OnceLock<Shared>,
     /// Set once `run` has started: the runtimes UDP sockets are served on.
     workers: OnceLock<Vec<tokio::runtime::Handle>>,
+    /// What RFC 7050 discovery learned last (`dns64.prefixes = ["discover"]`).
+    /// Lock order: after `config` and `listeners`.
+    learned: Mutex<Option<Learned>>,
+    /// When discovery asks again, from its last answer's TTL.
+    next_discovery: Mutex<Duration>,
+    /// Wakes the discovery task (a reload may have turned discovery on).
+    rediscover: tokio::sync::Notify,
 }
 
 /// One listen address.
@@ -141,8 +161,33 @@ impl Server {
             }
         };
         let metrics = Arc::new(Metrics::default());
+        let mut learned = None;
+        let mut next_discovery = config.dns64.discovery_min_interval;
+        if config.dns64.prefixes.discover {
+            // RFC 7050 §3 at start-up, straight to the upstream servers.
+            let upstream = Upstream::new(&config.upstream, &metrics);
+            match discovery::discover(&upstream).await {
+                Ok(l) => {
+                    tracing::info!(
+                        prefixes = ?l.prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                        ttl = l.ttl,
+                        "NAT64 prefix discovered (RFC 7050)"
+                    );
+                    next_discovery = discovery::next_interval(&config.dns64, Some(l.ttl));
+                    learned = Some(l);
+                }
+                Err(e) if config.dns64.prefixes.is_empty() => {
+                    return Err(StartError::Discovery(e));
+                }
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    fallback = ?config.dns64.prefixes.names(),
+                    "NAT64 prefix discovery failed; serving with the fallback prefixes and retrying"
+                ),
+            }
+        }
         let pipeline = Arc::new(ArcSwap::from_pointee(Pipeline::new(
-            &config,
+            &effective(&config, learned.as_ref(), &metrics),
             metrics.clone(),
         )));
         let listeners = bound
@@ -166,6 +211,9 @@ impl Server {
                 listeners: Mutex::new(listeners),
                 shared: OnceLock::new(),
                 workers: OnceLock::new(),
+                learned: Mutex::new(learned),
+                next_discovery: Mutex::new(next_discovery),
+                rediscover: tokio::sync::Notify::new(),
             }),
             control,
         })
@@ -273,6 +321,7 @@ impl Server {
         if probe {
             listeners.spawn(prober(self.inner.clone(), shutdown.clone()));
         }
+        listeners.spawn(discoverer(self.inner.clone(), shutdown.clone()));
         listeners.close();
         shutdown.cancelled().await;
         listeners.wait().await;
@@ -308,6 +357,130 @@ fn spawn_listener(
             tracker.spawn(listen::serve_tcp(tcp, shared.clone(), stop));
         }
         Err(e) => tracing::error!(addr = %b.addr, error = %e, "cannot register TCP socket"),
+    }
+}
+
+/// `cfg` as the pipeline runs it: with discovery, `dns64.prefixes` is what
+/// was learned, else the fallback. Records the prefixes in the metrics.
+fn effective(cfg: &Config, learned: Option<&Learned>, metrics: &Metrics) -> Config {
+    let mut cfg = cfg.clone();
+    let source = match (cfg.dns64.prefixes.discover, learned) {
+        (false, _) => PrefixSource::Configured,
+        (true, Some(l)) => {
+            cfg.dns64.prefixes.list = l.prefixes.clone();
+            PrefixSource::Discovered
+        }
+        (true, None) => PrefixSource::Fallback,
+    };
+    let names = cfg.dns64.prefixes.iter().map(|p| p.to_string()).collect();
+    metrics.set_nat64_prefixes(names, source);
+    cfg
+}
+
+/// Re-runs RFC 7050 discovery when the last answer's TTL runs out (or a
+/// reload asks), and swaps the pipeline when the prefixes change: new
+/// queries use them at once, and the new pipeline's cache starts empty, so
+/// no answer synthesized under the old prefix is served again.
+async fn discoverer(inner: Arc<Inner>, shutdown: CancellationToken) {
+    loop {
+        let discover = inner
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .dns64
+            .prefixes
+            .discover;
+        let wait = *inner
+            .next_discovery
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = inner.rediscover.notified() => {}
+            _ = tokio::time::sleep(wait), if discover => {}
+        }
+        if !inner
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .dns64
+            .prefixes
+            .discover
+        {
+            continue;
+        }
+        let pipeline = inner.pipeline.load_full();
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = discovery::discover(pipeline.upstream()) => r,
+        };
+        drop(pipeline);
+        inner.discovered(result);
+    }
+}
+
+impl Inner {
+    /// Takes in one discovery's result: a new prefix set swaps the
+    /// pipeline; a failure keeps what serves now, except that an upstream
+    /// that answers definitively without a prefix (no NAT64 any more)
+    /// hands over to the fallback when there is one.
+    fn discovered(&self, result: Result<Learned, DiscoveryError>) {
+        let cfg = self.config.lock().unwrap_or_else(|e| e.into_inner());
+        if !cfg.dns64.prefixes.discover {
+            return;
+        }
+        let mut learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
+        let ttl = result.as_ref().ok().map(|l| l.ttl);
+        *self
+            .next_discovery
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = discovery::next_interval(&cfg.dns64, ttl);
+        let before: Option<Vec<String>> = learned
+            .as_ref()
+            .map(|l| l.prefixes.iter().map(|p| p.to_string()).collect());
+        match result {
+            Ok(l)
+                if learned
+                    .as_ref()
+                    .is_some_and(|old| old.prefixes == l.prefixes) =>
+            {
+                *learned = Some(l);
+                return;
+            }
+            Ok(l) => {
+                tracing::warn!(
+                    before = ?before,
+                    after = ?l.prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                    ttl = l.ttl,
+                    "NAT64 prefix discovered (RFC 7050): new queries use it; cache flushed"
+                );
+                *learned = Some(l);
+            }
+            Err(e @ (DiscoveryError::NoPrefix | DiscoveryError::Rcode(_)))
+                if learned.is_some() && !cfg.dns64.prefixes.is_empty() =>
+            {
+                tracing::warn!(
+                    error = %e,
+                    before = ?before,
+                    fallback = ?cfg.dns64.prefixes.names(),
+                    "NAT64 prefix no longer discovered; serving with the fallback prefixes"
+                );
+                *learned = None;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    serving = ?before.unwrap_or_else(|| cfg.dns64.prefixes.names()),
+                    "NAT64 prefix discovery failed; keeping the prefixes in use"
+                );
+                return;
+            }
+        }
+        let pipeline = Pipeline::new(
+            &effective(&cfg, learned.as_ref(), &self.metrics),
+            self.metrics.clone(),
+        );
+        self.pipeline.store(Arc::new(pipeline));
     }
 }
 
@@ -364,10 +537,18 @@ impl Handle {
             .filter(|a| !map.contains_key(a))
             .copied()
             .collect();
+        let learned = inner.learned.lock().unwrap_or_else(|e| e.into_inner());
+        if cfg.dns64.prefixes.discover && learned.is_none() && cfg.dns64.prefixes.is_empty() {
+            return Err(ReloadError::NothingDiscovered);
+        }
         let fresh = bind_all(&added, &cfg.server)?;
+        let effective = effective(&cfg, learned.as_ref(), &inner.metrics);
+        drop(learned);
         inner
             .pipeline
-            .store(Arc::new(Pipeline::new(&cfg, inner.metrics.clone())));
+            .store(Arc::new(Pipeline::new(&effective, inner.metrics.clone())));
+        // Discovery turned on, or its bounds changed: ask again now.
+        inner.rediscover.notify_one();
         for (configured, b) in fresh {
             let l = Listener {
                 addr: b.addr,
@@ -399,7 +580,7 @@ impl Handle {
         }
         tracing::info!(
             listen = ?cfg.server.listen,
-            prefixes = ?cfg.dns64.prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            prefixes = ?cfg.dns64.prefixes.names(),
             filter_a = ?cfg.filter.a,
             "config reloaded"
         );

@@ -29,6 +29,7 @@ pub mod wire;
 pub mod app;
 pub mod config;
 pub mod control;
+pub mod discovery;
 pub mod doctor;
 pub mod error;
 pub mod metrics;

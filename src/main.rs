@@ -129,12 +129,7 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> ExitCode {
         "listen={:?} upstreams={:?} prefixes=[{}] filter.a={:?}",
         cfg.server.listen,
         cfg.upstream.servers,
-        cfg.dns64
-            .prefixes
-            .iter()
-            .map(|p| p.to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
+        cfg.dns64.prefixes.names().join(", "),
         cfg.filter.a
     );
     let server = match Server::bind(cfg).await {

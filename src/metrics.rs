@@ -35,6 +35,30 @@ pub mod names {
     pub const CACHE_MISSES: &str = "dns64d_cache_misses_total";
     pub const CACHE_STALE: &str = "dns64d_cache_stale_served_total";
     pub const CACHE_ENTRIES: &str = "dns64d_cache_entries";
+    pub const NAT64_PREFIX_INFO: &str = "dns64d_nat64_prefix_info";
+}
+
+/// Where the NAT64 prefixes in use came from (`source` label of
+/// `dns64d_nat64_prefix_info`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefixSource {
+    /// `dns64.prefixes`, no discovery.
+    Configured,
+    /// Learned by RFC 7050 discovery.
+    Discovered,
+    /// Discovery configured but nothing learned: the other entries of
+    /// `dns64.prefixes`.
+    Fallback,
+}
+
+impl PrefixSource {
+    fn label(self) -> &'static str {
+        match self {
+            PrefixSource::Configured => "configured",
+            PrefixSource::Discovered => "discovered",
+            PrefixSource::Fallback => "fallback",
+        }
+    }
 }
 
 /// Query types with their own label; everything else is `other`.
@@ -212,6 +236,9 @@ pub struct Metrics {
     cache_stale: AtomicU64,
     /// Gauges read at scrape time.
     gauges: Gauges,
+    /// The global NAT64 prefixes in use (a handful, set per config or
+    /// discovery: control path) and their source.
+    nat64_prefixes: Mutex<(Vec<String>, Option<PrefixSource>)>,
 }
 
 /// A gauge: a function read at scrape time.
@@ -314,6 +341,14 @@ impl Metrics {
         let mut gauges = self.gauges.0.lock().unwrap_or_else(|e| e.into_inner());
         gauges.retain(|(n, _)| *n != name);
         gauges.push((name, read));
+    }
+
+    /// Records the global NAT64 prefixes now in use and their source.
+    pub fn set_nat64_prefixes(&self, prefixes: Vec<String>, source: PrefixSource) {
+        *self
+            .nat64_prefixes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = (prefixes, Some(source));
     }
 
     /// Reads a counter by metric name and label, for tests and `doctor`.
@@ -499,6 +534,28 @@ impl Metrics {
         {
             help(&mut out, name, "gauge", "Current value.");
             let _ = writeln!(out, "{name} {}", read());
+        }
+        {
+            let p = self
+                .nat64_prefixes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let (list, Some(source)) = &*p {
+                help(
+                    &mut out,
+                    names::NAT64_PREFIX_INFO,
+                    "gauge",
+                    "The NAT64 prefixes (dns64.prefixes) synthesis uses now, and where they came from.",
+                );
+                for prefix in list {
+                    let _ = writeln!(
+                        out,
+                        "{}{{prefix=\"{prefix}\",source=\"{}\"}} 1",
+                        names::NAT64_PREFIX_INFO,
+                        source.label()
+                    );
+                }
+            }
         }
         help(&mut out, names::BUILD_INFO, "gauge", "Build information.");
         let _ = writeln!(

@@ -74,7 +74,7 @@ impl Policy {
             allow: cfg.server.allow.clone(),
             clients: cfg.dns64.clients.clone(),
             trusted_forwarders: cfg.server.trusted_forwarders.clone(),
-            prefixes: cfg.dns64.prefixes.clone(),
+            prefixes: cfg.dns64.prefixes.to_vec(),
             filter_a: cfg.filter.a,
             order: cfg.dns64.order,
             ptr: cfg.dns64.ptr,

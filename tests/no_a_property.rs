@@ -162,7 +162,7 @@ proptest! {
         }
         // Every AAAA the client got is either one upstream sent, or decodes
         // under a configured prefix to an A address upstream sent.
-        let prefixes: Vec<Prefix> = cfg.dns64.prefixes.clone();
+        let prefixes: Vec<Prefix> = cfg.dns64.prefixes.to_vec();
         let upstream_a: Vec<Ipv4Addr> = a.all_sections().chain(aaaa.all_sections()).filter_map(|r| match &r.data {
             RData::A(v4) => Some(v4.0),
             _ => None,

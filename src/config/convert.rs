@@ -158,9 +158,7 @@ impl TryFrom<RawConfig> for Config {
 
         let d = raw.dns64;
         let dns64 = Dns64Config {
-            prefixes: parse_list("dns64.prefixes", d.prefixes, DEFAULT_PREFIXES, |v| {
-                v.parse::<Prefix>()
-            })?,
+            prefixes: parse_prefixes(d.prefixes)?,
             clients: parse_list("dns64.clients", d.clients, DEFAULT_CLIENTS, parse_net)?,
             exclude: parse_list("dns64.exclude", d.exclude, DEFAULT_EXCLUDE, |v| {
                 v.parse::<Ipv6Net>()
@@ -185,13 +183,30 @@ impl TryFrom<RawConfig> for Config {
                 .into_iter()
                 .map(RawZone::parse)
                 .collect::<Result<Vec<_>, _>>()?,
+            discovery_min_interval: interval(
+                "dns64.discovery_min_interval",
+                d.discovery_min_interval,
+                DEFAULT_DISCOVERY_MIN_INTERVAL,
+            )?,
+            discovery_max_interval: interval(
+                "dns64.discovery_max_interval",
+                d.discovery_max_interval,
+                DEFAULT_DISCOVERY_MAX_INTERVAL,
+            )?,
         };
+        if dns64.discovery_min_interval > dns64.discovery_max_interval {
+            return Err(invalid(
+                "dns64.discovery_min_interval",
+                format!("{:?}", dns64.discovery_min_interval),
+                "must not exceed dns64.discovery_max_interval",
+            ));
+        }
         for (i, z) in dns64.zone.iter().enumerate() {
             if dns64.zone[..i].iter().any(|o| o.suffix == z.suffix) {
                 return Err(invalid("dns64.zone.suffix", &z.suffix, "listed twice"));
             }
         }
-        if dns64.prefixes.is_empty() {
+        if dns64.prefixes.is_empty() && !dns64.prefixes.discover {
             return Err(invalid(
                 "dns64.prefixes",
                 "[]",
@@ -313,6 +328,11 @@ impl RawZone {
             None => None,
             Some(list) => {
                 let parsed = parse_list("dns64.zone.prefixes", Some(list), &[], |v| {
+                    if v.eq_ignore_ascii_case(DISCOVER) {
+                        return Err("\"discover\" applies to dns64.prefixes only; \
+                                    a zone lists its prefixes"
+                            .into());
+                    }
                     v.parse::<Prefix>()
                 })?;
                 if parsed.is_empty() {
@@ -331,6 +351,48 @@ impl RawZone {
             prefixes,
             filter_a: self.filter_a,
         })
+    }
+}
+
+/// `dns64.prefixes`: prefixes, and at most one `"discover"` (RFC 7050
+/// discovery; the other entries become its fallback).
+fn parse_prefixes(given: Option<Vec<String>>) -> Result<Prefixes, ConfigError> {
+    let Some(list) = given else {
+        return Ok(parse_list("dns64.prefixes", None, DEFAULT_PREFIXES, |v| {
+            v.parse::<Prefix>()
+        })?
+        .into());
+    };
+    let mut out = Prefixes::default();
+    for v in &list {
+        if v.trim().eq_ignore_ascii_case(DISCOVER) {
+            if out.discover {
+                return Err(invalid("dns64.prefixes", v, "\"discover\" is listed twice"));
+            }
+            out.discover = true;
+            continue;
+        }
+        let p = v
+            .trim()
+            .parse::<Prefix>()
+            .map_err(|r| invalid("dns64.prefixes", v, r))?;
+        out.list.push(p);
+    }
+    Ok(out)
+}
+
+/// A discovery interval: 1 s to 7 days.
+fn interval(
+    key: &'static str,
+    v: Option<Seconds>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(Seconds(d)) if d >= Duration::from_secs(1) && d <= Duration::from_secs(7 * 86_400) => {
+            Ok(d)
+        }
+        Some(Seconds(d)) => Err(invalid(key, format!("{d:?}"), "must be 1s to 7d")),
     }
 }
 

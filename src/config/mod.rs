@@ -80,6 +80,15 @@ pub const DEFAULT_UPSTREAM_ATTEMPTS: u32 = 2;
 pub const DEFAULT_SOCKET_POOL: usize = 16;
 /// The RFC 6052 well-known prefix.
 pub const DEFAULT_PREFIXES: &[&str] = &["64:ff9b::/96"];
+/// The `dns64.prefixes` entry that asks for RFC 7050 prefix discovery.
+pub const DISCOVER: &str = "discover";
+/// Shortest time between two RFC 7050 discoveries, whatever the TTL of the
+/// `ipv4only.arpa.` AAAA answer says (and the retry interval after a
+/// failed one): a TTL of 0 must not turn into a query loop.
+pub const DEFAULT_DISCOVERY_MIN_INTERVAL: Duration = Duration::from_secs(60);
+/// Longest time between two discoveries: a NAT64 renumbering is noticed
+/// within a day even behind a resolver that hands out week-long TTLs.
+pub const DEFAULT_DISCOVERY_MAX_INTERVAL: Duration = Duration::from_secs(86_400);
 /// Every IPv6 source is a DNS64 client; IPv4 only when listed.
 pub const DEFAULT_CLIENTS: &[&str] = &["::/0"];
 /// RFC 6147 §5.1.4: IPv4-mapped AAAA are not native AAAA.
@@ -210,7 +219,10 @@ pub struct UpstreamConfig {
 /// `[dns64]`: synthesis (SPEC §2, §3).
 #[derive(Debug, Clone, Serialize)]
 pub struct Dns64Config {
-    pub prefixes: Vec<Prefix>,
+    /// The configured prefixes; with `discover`, the fallback used while
+    /// RFC 7050 discovery has learned nothing (possibly empty).
+    #[serde(serialize_with = "ser_prefixes")]
+    pub prefixes: Prefixes,
     pub clients: Vec<IpNet>,
     pub exclude: Vec<Ipv6Net>,
     pub mapped: Vec<Ipv4Net>,
@@ -221,6 +233,59 @@ pub struct Dns64Config {
     pub parallel_a: bool,
     pub ptr: PtrMode,
     pub zone: Vec<ZoneConfig>,
+    /// Bounds on the time between two RFC 7050 discoveries.
+    #[serde(serialize_with = "ser_duration")]
+    pub discovery_min_interval: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub discovery_max_interval: Duration,
+}
+
+/// `dns64.prefixes` as written: the static prefixes, and whether
+/// `"discover"` asks for RFC 7050 discovery (the static ones are then the
+/// fallback). Derefs to the static list.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Prefixes {
+    pub list: Vec<Prefix>,
+    pub discover: bool,
+}
+
+impl std::ops::Deref for Prefixes {
+    type Target = Vec<Prefix>;
+    fn deref(&self) -> &Vec<Prefix> {
+        &self.list
+    }
+}
+
+impl Prefixes {
+    /// The entries as written: `discover` first, then the prefixes.
+    pub fn names(&self) -> Vec<String> {
+        let discover = self.discover.then(|| DISCOVER.to_owned());
+        discover
+            .into_iter()
+            .chain(self.list.iter().map(|p| p.to_string()))
+            .collect()
+    }
+}
+
+impl From<Vec<Prefix>> for Prefixes {
+    fn from(list: Vec<Prefix>) -> Prefixes {
+        Prefixes {
+            list,
+            discover: false,
+        }
+    }
+}
+
+fn ser_prefixes<S: serde::Serializer>(p: &Prefixes, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(p.list.len() + usize::from(p.discover)))?;
+    if p.discover {
+        seq.serialize_element(DISCOVER)?;
+    }
+    for prefix in &p.list {
+        seq.serialize_element(prefix)?;
+    }
+    seq.end()
 }
 
 /// One `[[dns64.zone]]`: a policy for a name suffix (SPEC §3.9).

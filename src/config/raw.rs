@@ -136,6 +136,8 @@ pub(super) struct RawDns64 {
     pub(super) parallel_a: Option<bool>,
     pub(super) ptr: Option<PtrMode>,
     pub(super) zone: Option<Vec<RawZone>>,
+    pub(super) discovery_min_interval: Option<Seconds>,
+    pub(super) discovery_max_interval: Option<Seconds>,
 }
 
 #[derive(Debug, Deserialize)]

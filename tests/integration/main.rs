@@ -50,3 +50,6 @@ mod faults;
 /// Plain forwarding in the receive loop: retries, failover, truncation,
 /// forgeries, reloads and shutdown on that path.
 mod relay;
+
+/// §10 NAT64 prefix discovery (RFC 7050).
+mod discovery;

@@ -122,6 +122,8 @@ struct State {
     rules: VecDeque<Rule>,
     seen: Vec<Seen>,
     unparsed: usize,
+    /// Answers set by [`Upstream::set_answer`], in place of the zone's.
+    answers: Vec<(Name, RecordType, Vec<Record>)>,
 }
 
 struct Shared {
@@ -230,6 +232,18 @@ impl Upstream {
 
     fn push_rule(&self, rule: Rule) {
         self.shared.state.lock().unwrap().rules.push_front(rule);
+    }
+
+    /// From now on, `name` (any letter case) and `qtype` are answered NOERROR
+    /// with exactly `records` (replacing the zone's data and any earlier
+    /// `set_answer` for them): an upstream whose data changes while dns64d runs.
+    pub fn set_answer(&self, name: &str, qtype: RecordType, records: Vec<Record>) {
+        let name = Name::from_ascii(name).expect("valid name");
+        let mut state = self.shared.state.lock().unwrap();
+        state
+            .answers
+            .retain(|(n, t, _)| !(n == &name && *t == qtype));
+        state.answers.push((name, qtype, records));
     }
 
     /// Whether replies set RA (default: yes, like a recursive resolver).
@@ -347,7 +361,24 @@ impl Shared {
             return reply.to_vec().expect("encode");
         }
         let dnssec_ok = query.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
-        let answer = self.zone.lookup(&q.name, q.query_type, dnssec_ok);
+        let set = self
+            .state
+            .lock()
+            .unwrap()
+            .answers
+            .iter()
+            .find(|(n, t, _)| n == &q.name && *t == q.query_type)
+            .map(|(_, _, records)| records.clone());
+        let answer = match set {
+            Some(answers) => zone::Answer {
+                nxdomain: false,
+                answers,
+                authorities: Vec::new(),
+                additionals: Vec::new(),
+                authentic_data: false,
+            },
+            None => self.zone.lookup(&q.name, q.query_type, dnssec_ok),
+        };
         if answer.nxdomain {
             reply.metadata.response_code = ResponseCode::NXDomain;
         }
