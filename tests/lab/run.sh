@@ -20,8 +20,12 @@
 #
 # Run from anywhere as root: bash tests/lab/run.sh. Exit 0 when every row
 # of the scenario table came out as expected. See tests/lab/README.md.
+# The language runtimes (Node.js, Go, Java, Python, hickory-resolver) run
+# from runtimes.sh, sourced below, with their clients in runtimes/.
 # Environment: DNS64D_BIN (binary to test), LAB_TIME_LIMIT (seconds, 540),
-# LAB_HOLD (seconds to keep the topology up before the scenarios).
+# LAB_HOLD (seconds to keep the topology up before the scenarios),
+# LAB_RUNTIMES (space-separated subset of the runtimes, default all),
+# LAB_CACHE (where compiled clients are kept, default target/lab-cache).
 set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -53,6 +57,11 @@ need socat socat
 need gcc gcc
 need jq jq
 need timeout coreutils
+need dnsdist dnsdist
+need node nodejs
+need go golang-go
+need java default-jre-headless
+[ -x /usr/bin/python3 ] || need_pkgs+=(python3)
 [ -e /usr/include/stdio.h ] || need_pkgs+=(libc6-dev)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     say "installing ${need_pkgs[*]}"
@@ -67,6 +76,13 @@ if [ ! -x "$BIN" ] || ! "$BIN" doctor --help >/dev/null 2>&1; then
     (cd "$REPO" && cargo build --release --locked)
 fi
 [ -x "$BIN" ] || die "no dns64d binary at $BIN"
+
+# The language runtimes' clients are built (or taken from the cache) before
+# the time limit starts: a cold Go or cargo build is not the lab's run time.
+# shellcheck source=tests/lab/runtimes.sh
+source "$LAB_DIR/runtimes.sh"
+[ -n "${LAB_RUNTIMES:-}" ] && read -r -a RUNTIMES <<<"$LAB_RUNTIMES"
+build_runtime_clients
 
 # ---------------------------------------------------------------- teardown
 P="d64l$$"
@@ -173,7 +189,7 @@ ip -n "$POD" -6 route add default via 2001:db8:1::1
 ip -n "$POD" -4 route add default via 169.254.172.1
 
 # node: forwards IPv6 to natgw; NATs the pod's IPv4 to its own address.
-for a in 1 53 64 65; do ip -n "$NODE" addr add "2001:db8:1::$a/64" dev pod0 nodad; done
+for a in 1 53 54 55 56 64 65; do ip -n "$NODE" addr add "2001:db8:1::$a/64" dev pod0 nodad; done
 ip -n "$NODE" addr add 169.254.172.1/22 dev pod0
 ip -n "$NODE" addr add 2001:db8:2::1/64 dev up0 nodad
 ip -n "$NODE" addr add 192.0.2.2/24 dev up0
@@ -263,7 +279,11 @@ bg "$TGT" target.log socat -T 5 TCP4-LISTEN:80,reuseaddr,fork EXEC:"$W/http.sh"
 # ---------------------------------------------------------------- DNS
 # The lab's zone: service.example. has only an A record; many.example. has
 # 40 A records, so its synthesized AAAA answer (40 x 28 bytes) cannot fit a
-# 512-byte UDP reply and needs TCP.
+# 512-byte UDP reply and needs TCP. shadow.example. and flaky.example. are
+# for the runtimes (runtimes.sh): shadow's first search-list candidate
+# exists without addresses (NODATA), and flaky's AAAA fails (dnsdist below).
+# cluster.local. stands for the cluster's zone, so that search-list
+# candidates get NXDOMAIN with an SOA as CoreDNS answers them.
 mkdir -p "$W/knot"
 {
     echo '$ORIGIN example.'
@@ -272,8 +292,18 @@ mkdir -p "$W/knot"
     echo '@ NS ns'
     echo 'ns AAAA 2001:db8:1::53'
     echo 'service A 203.0.113.80'
+    echo 'shadow A 203.0.113.81'
+    echo 'flaky A 203.0.113.82'
     for i in $(seq 64 103); do echo "many A 203.0.113.$i"; done
 } >"$W/knot/example.zone"
+{
+    echo '$ORIGIN cluster.local.'
+    echo '$TTL 30'
+    echo '@ SOA ns.dns hostmaster 1 3600 600 86400 5'
+    echo '@ NS ns.dns'
+    echo 'ns.dns AAAA 2001:db8:1::53'
+    echo 'shadow.example.default.svc TXT "exists, without addresses"'
+} >"$W/knot/cluster.local.zone"
 cat >"$W/knot.conf" <<EOF
 server:
     listen: 2001:db8:1::53@53
@@ -291,12 +321,41 @@ template:
 zone:
   - domain: example.
     file: "$W/knot/example.zone"
+  - domain: cluster.local.
+    file: "$W/knot/cluster.local.zone"
 EOF
 bg "$NODE" knotd.log knotd -c "$W/knot.conf"
 answers() { # answers SERVER TYPE NAME: true when SERVER gives at least one record
     [ -n "$(nsx "$NODE" kdig +short +time=1 +tries=1 "@$1" "$2" "$3")" ]
 }
 wait_for 10 answers 2001:db8:1::53 A service.example. || die "knotd did not answer"
+
+# dnsdist instances (never polling anything: setSecurityPollSuffix("")):
+#   ::54  the "plain resolver" in front of knotd; fails AAAA flaky.example.
+#         with SERVFAIL (one of the pair failing); dns64d's upstream.
+#   ::55  a forwarder adding ECS, in front of dns64d strip (CoreDNS stand-in)
+#   ::56  the same forwarder in front of the plain resolver
+dnsdist_conf() { # dnsdist_conf LISTEN BACKEND [ECS]
+    echo 'setSecurityPollSuffix("")'
+    echo "setLocal(\"[$1]:53\")"
+    echo 'setACL({"2001:db8:1::/64"})'
+    if [ -n "${3:-}" ]; then
+        echo 'setECSSourcePrefixV6(128)'
+        echo "newServer({address=\"[$2]:53\", source=\"$1\", useClientSubnet=true, checkInterval=3600}):setUp()"
+    else
+        echo "newServer({address=\"[$2]:53\", source=\"$1\", checkInterval=3600}):setUp()"
+    fi
+}
+{
+    dnsdist_conf 2001:db8:1::54 2001:db8:1::53
+    echo 'addAction(AndRule({QNameRule("flaky.example."), QTypeRule(DNSQType.AAAA)}), RCodeAction(DNSRCode.SERVFAIL))'
+} >"$W/dnsdist-plain.conf"
+dnsdist_conf 2001:db8:1::55 2001:db8:1::64 ecs >"$W/dnsdist-ecs-dns64d.conf"
+dnsdist_conf 2001:db8:1::56 2001:db8:1::54 ecs >"$W/dnsdist-ecs-plain.conf"
+for c in plain ecs-dns64d ecs-plain; do
+    bg "$NODE" "dnsdist-$c.log" dnsdist --supervised --disable-syslog -C "$W/dnsdist-$c.conf"
+done
+wait_for 10 answers 2001:db8:1::54 A service.example. || die "dnsdist (plain resolver) did not answer"
 
 for mode in strip pass; do
     addr=2001:db8:1::64
@@ -305,10 +364,11 @@ for mode in strip pass; do
 [server]
 listen = ["[$addr]:53"]
 allow = ["2001:db8:1::/64", "::1/128", "127.0.0.0/8"]
+trusted_forwarders = ["2001:db8:1::55/128"]
 metrics = ""
 
 [upstream]
-servers = ["[2001:db8:1::53]:53"]
+servers = ["[2001:db8:1::54]:53"]
 
 [filter]
 a = "$mode"
@@ -326,10 +386,13 @@ table inet lab {
     counter dns_udp {}
     counter dns_tcp {}
     counter dns_tcp_syn {}
+    counter dns_edns {}
     set dns_ports { type inet_service; flags dynamic; size 4096; }
     chain out {
         type filter hook output priority filter; policy accept;
         udp dport 53 counter name dns_udp add @dns_ports { udp sport }
+        # ARCOUNT (DNS header bytes 10-11) non-zero: the query carries an OPT record (EDNS).
+        udp dport 53 @th,144,16 != 0 counter name dns_edns
         tcp dport 53 counter name dns_tcp
         tcp dport 53 tcp flags & (syn | ack) == syn counter name dns_tcp_syn
     }
@@ -623,6 +686,9 @@ v=ok
 [ "$v" = ok ] || FAILED=1
 row 5 "dns64d doctor" "strip + upstream, rotate" "$(doctor_first glibc)" - - - - "answers differ, verdict=bad" "$v"
 
+# ---------------------------------------------------------------- runtimes
+run_runtime_matrix
+
 # ---------------------------------------------------------------- report
 ELAPSED=$(($(date +%s) - START))
 echo
@@ -633,6 +699,7 @@ echo "dns64d lab: glibc $GLIBC_VERSION, musl ${MUSL_VERSION:-unknown}, ${ELAPSED
 } | awk -F'\t' '
     { for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } n = NR; if (NF > nf) nf = NF }
     END { for (r = 1; r <= n; r++) { line = ""; for (i = 1; i <= nf; i++) line = line sprintf("%-" w[i] "s  ", cell[r, i]); sub(/ +$/, "", line); print line } }'
+print_runtime_tables
 echo
 if [ "$FAILED" = 0 ]; then
     echo "lab: every scenario came out as expected"
