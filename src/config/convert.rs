@@ -120,12 +120,17 @@ impl TryFrom<RawConfig> for Config {
         }
 
         let u = raw.upstream;
+        let mut tls_names = BTreeMap::new();
         let servers = match u.servers {
-            Some(list) => list
-                .iter()
-                .map(|v| parse_socket(v, 53).map_err(|r| invalid("upstream.servers", v, r)))
-                .collect::<Result<Vec<_>, _>>()?,
+            Some(list) => parse_servers("upstream.servers", &list, &mut tls_names)?,
             None => system_nameservers()?,
+        };
+        let (tls_ca, tls_roots) = match u.tls_ca {
+            None => (None, Vec::new()),
+            Some(path) => {
+                let roots = read_ca("upstream.tls_ca", &path)?;
+                (Some(PathBuf::from(path)), roots)
+            }
         };
         if servers.is_empty() {
             return Err(invalid(
@@ -154,6 +159,14 @@ impl TryFrom<RawConfig> for Config {
                     ));
                 }
             },
+            tls_names,
+            tls_ca,
+            tls_roots,
+            tls_idle_timeout: positive(
+                "upstream.tls_idle_timeout",
+                u.tls_idle_timeout,
+                DEFAULT_TLS_IDLE_TIMEOUT,
+            )?,
         };
 
         let d = raw.dns64;
@@ -446,6 +459,63 @@ fn count(key: &'static str, v: Option<u64>, default: usize) -> Result<usize, Con
         Some(n) if (1..=1_000_000).contains(&n) => Ok(n as usize),
         Some(n) => Err(invalid(key, n, "must be 1..=1000000")),
     }
+}
+
+/// Parses a list of servers in the shared server syntax (`upstream.servers`,
+/// and any other list of upstream servers): plain addresses, or
+/// `tls://IP[:PORT]#NAME` for DNS over TLS, whose names go to `tls_names`.
+pub(super) fn parse_servers(
+    key: &'static str,
+    list: &[String],
+    tls_names: &mut BTreeMap<SocketAddr, String>,
+) -> Result<Vec<SocketAddr>, ConfigError> {
+    let mut out = Vec::with_capacity(list.len());
+    for v in list {
+        let (addr, name) = parse_server(v).map_err(|r| invalid(key, v, r))?;
+        if let Some(name) = name {
+            tls_names.insert(addr, name);
+        }
+        out.push(addr);
+    }
+    Ok(out)
+}
+
+/// One server: `IP[:PORT]` (port 53), or `tls://IP[:PORT]#NAME` (port 853,
+/// RFC 7858 §3.1) whose certificate must be valid for NAME.
+pub(super) fn parse_server(v: &str) -> Result<(SocketAddr, Option<String>), String> {
+    let Some(rest) = v.strip_prefix("tls://") else {
+        if v.contains("://") || v.contains('#') {
+            return Err("unknown scheme (expected IP[:PORT] or tls://IP[:PORT]#NAME)".into());
+        }
+        return parse_socket(v, 53).map(|a| (a, None));
+    };
+    let Some((host, name)) = rest.split_once('#') else {
+        return Err(
+            "a tls:// server needs the name its certificate is checked against: tls://IP[:PORT]#NAME"
+                .into(),
+        );
+    };
+    let addr = parse_socket(host, DOT_PORT)?;
+    let name = name.trim_end_matches('.');
+    if name.is_empty() {
+        return Err("the TLS server name after # is empty".into());
+    }
+    rustls_pki_types::ServerName::try_from(name)
+        .map_err(|_| format!("{name:?} is not a valid TLS server name"))?;
+    Ok((addr, Some(name.to_ascii_lowercase())))
+}
+
+/// The CA certificates of the PEM file `path` (at least one).
+fn read_ca(key: &'static str, path: &str) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    use rustls_pki_types::pem::PemObject;
+    let pem = std::fs::read(path).map_err(|e| invalid(key, path, format!("cannot read: {e}")))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(key, path, format!("not a PEM certificate file: {e}")))?;
+    if certs.is_empty() {
+        return Err(invalid(key, path, "holds no PEM certificate"));
+    }
+    Ok(certs)
 }
 
 /// Accepts `1.2.3.4`, `1.2.3.4:53`, `::1`, `[::1]:53`.

@@ -8,12 +8,14 @@
 //! Sources, in order: the TOML file (or the embedded default), then
 //! environment variables `DNS64D__SECTION__KEY` (lists comma-separated).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
 // Re-exported: the typed config's fields are of these types.
@@ -78,6 +80,11 @@ pub const DEFAULT_UPSTREAM_ATTEMPTS: u32 = 2;
 /// Upstream UDP sockets per server: 16 random ports × 16-bit IDs for a
 /// forger to guess, one send per query instead of five socket syscalls.
 pub const DEFAULT_SOCKET_POOL: usize = 16;
+/// Port of a `tls://` server written without one (RFC 7858 §3.1).
+pub const DOT_PORT: u16 = 853;
+/// Idle TLS upstream connections are closed after this (RFC 7766 §6.2.3
+/// leaves it to the client; CoreDNS's `expire` default is 10s).
+pub const DEFAULT_TLS_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The RFC 6052 well-known prefix.
 pub const DEFAULT_PREFIXES: &[&str] = &["64:ff9b::/96"];
 /// The `dns64.prefixes` entry that asks for RFC 7050 prefix discovery.
@@ -214,6 +221,19 @@ pub struct UpstreamConfig {
     pub send_ecs: bool,
     /// Long-lived UDP sockets per server; 0 = a fresh socket per query.
     pub socket_pool: usize,
+    /// The DNS-over-TLS servers among `servers` (RFC 7858, written
+    /// `tls://IP[:PORT]#NAME`): address → the name their certificate must carry.
+    pub tls_names: BTreeMap<SocketAddr, String>,
+    /// PEM file of the CAs that TLS servers' certificates must chain to;
+    /// `None`: the Mozilla roots (webpki-roots).
+    pub tls_ca: Option<PathBuf>,
+    /// The certificates read from `tls_ca` (read once, at load, so an
+    /// unreadable file is a config error, not a failure at first query).
+    #[serde(skip)]
+    pub tls_roots: Vec<CertificateDer<'static>>,
+    /// A TLS connection with no query waiting is closed after this long.
+    #[serde(serialize_with = "ser_duration")]
+    pub tls_idle_timeout: Duration,
 }
 
 /// `[dns64]`: synthesis (SPEC §2, §3).

@@ -120,6 +120,8 @@ pub(super) struct RawUpstream {
     pub(super) attempts: Option<u64>,
     pub(super) send_ecs: Option<bool>,
     pub(super) socket_pool: Option<u64>,
+    pub(super) tls_ca: Option<String>,
+    pub(super) tls_idle_timeout: Option<Seconds>,
 }
 
 #[derive(Debug, Default, Deserialize)]

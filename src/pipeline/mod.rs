@@ -169,10 +169,16 @@ impl Pipeline {
             rate_limit: (cfg.server.rate_limit > 0)
                 .then(|| RateLimiter::new(cfg.server.rate_limit, cfg.server.rate_limit_burst)),
             epoch: Instant::now(),
-            relay_sockets: (cfg.upstream.socket_pool / cfg.server.workers.max(1)).clamp(
-                usize::from(cfg.upstream.socket_pool > 0),
-                crate::upstream::relay::MAX_SOCKETS,
-            ),
+            // The relay speaks UDP only: with a TLS server among the
+            // servers, every forwarded query runs as a task.
+            relay_sockets: if cfg.upstream.tls_names.is_empty() {
+                (cfg.upstream.socket_pool / cfg.server.workers.max(1)).clamp(
+                    usize::from(cfg.upstream.socket_pool > 0),
+                    crate::upstream::relay::MAX_SOCKETS,
+                )
+            } else {
+                0
+            },
             query_log: QueryLog {
                 every: if cfg.log.queries {
                     u64::from(cfg.log.query_sample)

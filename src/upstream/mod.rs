@@ -11,7 +11,9 @@
 //! `upstream.socket_pool = 0` a fresh socket (random ephemeral port) per
 //! query and no relay; the reply must also carry
 //! our random ID and the question we asked, else it is dropped and counted.
-//! TC=1 → the same question over TCP (RFC 7766 §5).
+//! TC=1 → the same question over TCP (RFC 7766 §5). Servers written
+//! `tls://` are asked over DNS over TLS ([`tls`], RFC 7858) on every
+//! attempt, only by tasks: a pipeline with one never relays.
 //!
 //! Health: a server that fails `DOWN_AFTER` times in a row is tried last for
 //! `DOWN_FOR`, then traffic probes it again.
@@ -27,6 +29,7 @@ use tokio::time::timeout_at;
 
 mod pool;
 pub mod relay;
+mod tls;
 
 use crate::config::UpstreamConfig;
 use crate::metrics::{Metrics, ServerStats, UpstreamResult};
@@ -87,6 +90,8 @@ struct Server {
     stats: Arc<ServerStats>,
     /// `None`: a fresh socket per query.
     pool: Option<pool::Pool>,
+    /// DNS over TLS (`tls://` in the config): every attempt goes this way.
+    tls: Option<tls::Tls>,
     failures: AtomicU32,
     /// Milliseconds since `Upstream::epoch` until which the server is down.
     down_until: AtomicU64,
@@ -104,23 +109,43 @@ pub struct Upstream {
 impl Upstream {
     /// A pool over `cfg.servers`, tried in order of health.
     pub fn new(cfg: &UpstreamConfig, metrics: &Metrics) -> Upstream {
+        let tls_config = (!cfg.tls_names.is_empty()).then(|| tls::client_config(&cfg.tls_roots));
         Upstream {
             servers: cfg
                 .servers
                 .iter()
-                .map(|&addr| Server {
-                    addr,
-                    stats: metrics.server(addr),
-                    pool: (cfg.socket_pool > 0)
-                        .then(|| pool::Pool::new(addr, cfg.socket_pool, metrics.server(addr))),
-                    failures: AtomicU32::new(0),
-                    down_until: AtomicU64::new(0),
+                .map(|&addr| {
+                    let tls = cfg.tls_names.get(&addr).and_then(|name| {
+                        let config = tls_config.clone()?;
+                        Some(tls::Tls::new(
+                            addr,
+                            name,
+                            config,
+                            cfg.tls_idle_timeout,
+                            metrics.server(addr),
+                        ))
+                    });
+                    Server {
+                        addr,
+                        stats: metrics.server(addr),
+                        pool: (cfg.socket_pool > 0 && tls.is_none())
+                            .then(|| pool::Pool::new(addr, cfg.socket_pool, metrics.server(addr))),
+                        tls,
+                        failures: AtomicU32::new(0),
+                        down_until: AtomicU64::new(0),
+                    }
                 })
                 .collect(),
             timeout: cfg.timeout,
             attempts: cfg.attempts,
             epoch: Instant::now(),
         }
+    }
+
+    /// True when some server is reached over TLS: such servers are asked by
+    /// tasks, never by a receive loop's UDP relay.
+    pub fn has_tls(&self) -> bool {
+        self.servers.iter().any(|s| s.tls.is_some())
     }
 
     /// Worst-case time a query can take: `timeout × attempts` (plus a TCP retry).
@@ -330,6 +355,12 @@ impl Upstream {
         question: &[u8],
     ) -> Result<Vec<u8>, UpstreamError> {
         let deadline = tokio::time::Instant::now() + self.timeout;
+        if let Some(tls) = &server.tls {
+            // A stream: no truncation, so no TCP retry (RFC 7766 §5).
+            return timeout_at(deadline, tls.exchange(packet, question))
+                .await
+                .map_err(|_| UpstreamError::Timeout)?;
+        }
         let udp = async {
             match &server.pool {
                 Some(pool) => pool.exchange(packet, question).await,

@@ -53,3 +53,6 @@ mod relay;
 
 /// §10 NAT64 prefix discovery (RFC 7050).
 mod discovery;
+
+/// DNS over TLS upstreams (RFC 7858).
+mod tls;

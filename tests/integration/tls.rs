@@ -1,0 +1,353 @@
+//! DNS over TLS upstreams (RFC 7858): servers written `tls://IP[:PORT]#NAME`
+//! reached through a real TLS server on 127.0.0.1 (tokio-rustls, with a
+//! certificate from a CA this test makes) that fronts the fake upstream's
+//! TCP port, byte for byte.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{Dns64d, TempFile, Upstream, config_toml, q, wkp, zone};
+
+/// The name in the test server's certificate.
+const NAME: &str = "dns.test";
+
+/// A CA and a server certificate for [`NAME`] signed by it.
+struct Pki {
+    ca_pem: String,
+    cert: CertificateDer<'static>,
+    key: Vec<u8>,
+}
+
+fn pki() -> Pki {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "dns64d test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec![NAME.to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    Pki {
+        ca_pem: ca_cert.pem(),
+        cert: cert.der().clone(),
+        key: key.serialize_der(),
+    }
+}
+
+/// A TLS server on 127.0.0.1 that relays each connection to the fake
+/// upstream's TCP port; counts connections and can close them all.
+struct TlsFront {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    /// Cancelled to close every open connection; new connections get a
+    /// fresh one.
+    close: Arc<Mutex<CancellationToken>>,
+    stop: CancellationToken,
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl TlsFront {
+    async fn start(pki: &Pki, backend: SocketAddr) -> TlsFront {
+        let config = ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![pki.cert.clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key.clone())),
+            )
+            .unwrap();
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let front = TlsFront {
+            addr: listener.local_addr().unwrap(),
+            accepted: Arc::default(),
+            close: Arc::default(),
+            stop: CancellationToken::new(),
+        };
+        let (accepted, close, stop) = (
+            front.accepted.clone(),
+            front.close.clone(),
+            front.stop.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                let tcp = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
+                };
+                let acceptor = acceptor.clone();
+                let accepted = accepted.clone();
+                let close = close.lock().unwrap().clone();
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return; // The client refused our certificate.
+                    };
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    let mut up = TcpStream::connect(backend).await.unwrap();
+                    tokio::select! {
+                        _ = close.cancelled() => {}
+                        _ = stop.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut tls, &mut up) => {}
+                    }
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        front
+    }
+
+    /// Closes every open connection, as a server ending idle ones would.
+    fn close_all(&self) {
+        let mut token = self.close.lock().unwrap();
+        token.cancel();
+        *token = CancellationToken::new();
+    }
+
+    /// TLS handshakes completed.
+    fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// dns64d whose only upstream is `tls://front#name`, trusting the test CA;
+/// `extra` goes on in the `[upstream]` table (and may open others).
+async fn over_tls(
+    up: Upstream,
+    front: &TlsFront,
+    name: &str,
+    ca: &TempFile,
+    extra: &str,
+) -> Dns64d {
+    let toml = config_toml(
+        up.addr(),
+        &format!(
+            "[upstream]\nservers = [\"tls://{}#{name}\"]\ntls_ca = {:?}\n{extra}",
+            front.addr,
+            ca.path().display().to_string()
+        ),
+    );
+    Dns64d::launch(up, &toml, false).await
+}
+
+#[tokio::test]
+async fn an_aaaa_query_is_answered_through_a_tls_upstream_with_synthesis() {
+    let pki = pki();
+    let ca = TempFile::new(&pki.ca_pem);
+    let up = Upstream::start().await;
+    let front = TlsFront::start(&pki, up.addr()).await;
+    let d = over_tls(up, &front, NAME, &ca, "").await;
+    let reply = d.udp(&q(zone::A_ONLY, RecordType::AAAA)).await;
+    assert_eq!(reply.rcode(), ResponseCode::NoError);
+    let want: Vec<_> = zone::A_ONLY_ADDRS.iter().map(|(a, _)| wkp(*a)).collect();
+    assert_eq!(reply.aaaa(), want);
+    assert!(front.connections() >= 1, "the query went over TLS");
+    // The AAAA and the A behind the synthesis were both asked over TCP (TLS).
+    assert!(!d.upstream.asked(zone::A_ONLY, RecordType::A).is_empty());
+}
+
+#[tokio::test]
+async fn a_certificate_not_valid_for_the_name_fails_and_the_query_is_servfail() {
+    let pki = pki();
+    let ca = TempFile::new(&pki.ca_pem);
+    let up = Upstream::start().await;
+    let front = TlsFront::start(&pki, up.addr()).await;
+    let d = over_tls(up, &front, "other.test", &ca, "").await;
+    let reply = d.udp(&q(zone::A_ONLY, RecordType::AAAA)).await;
+    assert_eq!(reply.rcode(), ResponseCode::ServFail);
+    assert_eq!(front.connections(), 0, "no handshake completed");
+    assert_eq!(d.upstream.total_received(), 0);
+    let series = format!(
+        "dns64d_upstream_requests_total{{server=\"{}\",result=\"io_error\"}}",
+        front.addr
+    );
+    assert!(d.counter(&series) >= 1, "{series} counts the failures");
+}
+
+#[tokio::test]
+async fn a_tls_server_failing_verification_fails_over_to_the_next_server() {
+    let pki = pki();
+    let ca = TempFile::new(&pki.ca_pem);
+    let up = Upstream::start().await;
+    let front = TlsFront::start(&pki, up.addr()).await;
+    let udp = up.addr();
+    let toml = config_toml(
+        up.addr(),
+        &format!(
+            "[upstream]\nservers = [\"tls://{}#other.test\", \"{udp}\"]\ntls_ca = {:?}\n",
+            front.addr,
+            ca.path().display().to_string()
+        ),
+    );
+    let d = Dns64d::launch(up, &toml, false).await;
+    let reply = d.udp(&q(zone::DUAL, RecordType::AAAA)).await;
+    assert_eq!(reply.rcode(), ResponseCode::NoError);
+    assert!(!reply.aaaa().is_empty());
+    assert_eq!(front.connections(), 0);
+}
+
+#[tokio::test]
+async fn many_concurrent_queries_are_pipelined_on_one_tls_connection() {
+    let pki = pki();
+    let ca = TempFile::new(&pki.ca_pem);
+    let up = Upstream::start().await;
+    // Slow answers: each query is still waiting when the next is sent.
+    up.on_all(
+        Some(RecordType::A),
+        crate::support::Action::Delay(Duration::from_millis(100)),
+    );
+    let front = TlsFront::start(&pki, up.addr()).await;
+    let d = over_tls(
+        up,
+        &front,
+        NAME,
+        &ca,
+        "timeout = \"2s\"\n[cache]\nenabled = false",
+    )
+    .await;
+    let names: Vec<String> = (0..40).map(|i| format!("n{i}.{}", zone::A_ONLY)).collect();
+    let mut tasks = Vec::new();
+    for name in &names {
+        let query = q(name, RecordType::A);
+        let addr = d.addr;
+        tasks.push(tokio::spawn(async move {
+            crate::support::client::udp(addr, &query.bytes()).await
+        }));
+    }
+    for t in tasks {
+        let reply = t.await.unwrap();
+        assert_ne!(reply.rcode(), ResponseCode::ServFail);
+    }
+    assert_eq!(front.connections(), 1, "every query shared one connection");
+    assert_eq!(d.upstream.seen().len(), names.len());
+}
+
+#[tokio::test]
+async fn a_query_after_the_server_closed_the_connection_reconnects() {
+    let pki = pki();
+    let ca = TempFile::new(&pki.ca_pem);
+    let up = Upstream::start().await;
+    let front = TlsFront::start(&pki, up.addr()).await;
+    let d = over_tls(up, &front, NAME, &ca, "[cache]\nenabled = false").await;
+    let first = d.udp(&q(zone::DUAL, RecordType::AAAA)).await;
+    assert_eq!(first.aaaa(), vec![zone::DUAL_AAAA]);
+    assert_eq!(front.connections(), 1);
+    front.close_all();
+    let second = d.udp(&q(zone::DUAL, RecordType::AAAA)).await;
+    assert_eq!(second.aaaa(), vec![zone::DUAL_AAAA]);
+    assert_eq!(front.connections(), 2, "a new connection after the close");
+}
+
+#[tokio::test]
+async fn an_idle_tls_connection_is_closed_and_reopened_for_the_next_query() {
+    let pki = pki();
+    let ca = TempFile::new(&pki.ca_pem);
+    let up = Upstream::start().await;
+    let front = TlsFront::start(&pki, up.addr()).await;
+    let d = over_tls(
+        up,
+        &front,
+        NAME,
+        &ca,
+        "tls_idle_timeout = \"200ms\"\n[cache]\nenabled = false",
+    )
+    .await;
+    assert_eq!(
+        d.udp(&q(zone::DUAL, RecordType::A)).await.rcode(),
+        ResponseCode::NoError
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        d.udp(&q(zone::DUAL, RecordType::A)).await.rcode(),
+        ResponseCode::NoError
+    );
+    assert_eq!(front.connections(), 2);
+}
+
+/// The error for `[upstream]` with `keys`, which must be rejected.
+fn upstream_rejection(keys: &str) -> String {
+    match dns64d::config::Config::from_toml(&format!("[upstream]\n{keys}\n")) {
+        Ok(_) => panic!("accepted: {keys}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_tls_server_is_parsed_with_its_name_and_the_default_port_853() {
+    let c = dns64d::config::Config::from_toml(
+        "[upstream]\nservers = [\"tls://192.0.2.1#dns.example.\", \"tls://[2001:db8::1]:8853#Dns.Example\", \"192.0.2.2\"]\n",
+    )
+    .unwrap();
+    let v4: SocketAddr = "192.0.2.1:853".parse().unwrap();
+    let v6: SocketAddr = "[2001:db8::1]:8853".parse().unwrap();
+    assert_eq!(
+        c.upstream.servers,
+        vec![v4, v6, "192.0.2.2:53".parse().unwrap()]
+    );
+    assert_eq!(c.upstream.tls_names[&v4], "dns.example");
+    assert_eq!(c.upstream.tls_names[&v6], "dns.example");
+    assert_eq!(c.upstream.tls_names.len(), 2, "the plain server is not TLS");
+}
+
+#[test]
+fn a_tls_server_without_a_name_is_a_config_error_naming_key_and_value() {
+    let err = upstream_rejection("servers = [\"tls://192.0.2.1:853\"]");
+    assert!(err.contains("upstream.servers"), "{err}");
+    assert!(err.contains("tls://192.0.2.1:853"), "{err}");
+    assert!(err.contains("#NAME"), "says what is missing: {err}");
+}
+
+#[test]
+fn malformed_tls_servers_are_config_errors_naming_key_and_value() {
+    for bad in [
+        "tls://dns.example#dns.example",
+        "tls://192.0.2.1#",
+        "tls://192.0.2.1#bad name!",
+        "https://192.0.2.1#dns.example",
+        "192.0.2.1#dns.example",
+    ] {
+        let err = upstream_rejection(&format!("servers = [\"{bad}\"]"));
+        assert!(err.contains("upstream.servers"), "{bad}: {err}");
+        assert!(err.contains(bad), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn an_unreadable_tls_ca_is_a_config_error_naming_key_and_value() {
+    let err = upstream_rejection(
+        "servers = [\"tls://192.0.2.1#dns.example\"]\ntls_ca = \"/nonexistent/ca.pem\"",
+    );
+    assert!(err.contains("upstream.tls_ca"), "{err}");
+    assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+}
+
+#[test]
+fn a_tls_ca_file_without_certificates_is_a_config_error_naming_key_and_value() {
+    let file = TempFile::new("not a certificate\n");
+    let path = file.path().display().to_string();
+    let err = upstream_rejection(&format!(
+        "servers = [\"tls://192.0.2.1#dns.example\"]\ntls_ca = {path:?}"
+    ));
+    assert!(err.contains("upstream.tls_ca"), "{err}");
+    assert!(err.contains(&path), "{err}");
+}
