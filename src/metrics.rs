@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ pub mod names {
     pub const UPSTREAM_REQUESTS: &str = "dns64d_upstream_requests_total";
     pub const UPSTREAM_DURATION: &str = "dns64d_upstream_duration_seconds";
     pub const UPSTREAM_MISMATCHED: &str = "dns64d_upstream_mismatched_total";
+    pub const UPSTREAM_TLS_CONNECTIONS: &str = "dns64d_upstream_tls_connections_total";
     pub const DROPPED: &str = "dns64d_dropped_total";
     pub const REFUSED: &str = "dns64d_refused_total";
     pub const INFLIGHT: &str = "dns64d_inflight_queries";
@@ -202,6 +203,11 @@ pub struct ServerStats {
     results: [AtomicU64; UPSTREAM_RESULTS.len()],
     mismatched: AtomicU64,
     duration: Histogram,
+    /// DNS-over-TLS server: connections opened, and attempts that failed
+    /// (TCP connect or handshake, certificate checks included).
+    tls: AtomicBool,
+    tls_opened: AtomicU64,
+    tls_failed: AtomicU64,
 }
 
 impl ServerStats {
@@ -214,6 +220,21 @@ impl ServerStats {
     /// Records a reply dropped for a wrong ID or question.
     pub fn mismatched(&self) {
         self.mismatched.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Marks the server as reached over TLS (its connection counters are exported).
+    pub fn set_tls(&self) {
+        self.tls.store(true, Ordering::Relaxed);
+    }
+
+    /// Records a TLS connection opened (`ok`) or failed to open.
+    pub fn tls_connection(&self, ok: bool) {
+        let c = if ok {
+            &self.tls_opened
+        } else {
+            &self.tls_failed
+        };
+        c.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -475,6 +496,25 @@ impl Metrics {
                 names::UPSTREAM_MISMATCHED,
                 load(&s.mismatched)
             );
+        }
+        help(
+            &mut out,
+            names::UPSTREAM_TLS_CONNECTIONS,
+            "counter",
+            "DNS-over-TLS connections to upstream servers opened (ok) or failed to open (failed: connect, handshake or certificate).",
+        );
+        for (addr, s) in servers
+            .iter()
+            .filter(|(_, s)| s.tls.load(Ordering::Relaxed))
+        {
+            for (result, c) in [("ok", &s.tls_opened), ("failed", &s.tls_failed)] {
+                let _ = writeln!(
+                    out,
+                    "{}{{server=\"{addr}\",result=\"{result}\"}} {}",
+                    names::UPSTREAM_TLS_CONNECTIONS,
+                    load(c)
+                );
+            }
         }
         help(
             &mut out,

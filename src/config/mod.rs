@@ -213,9 +213,9 @@ pub struct ServerConfig {
 
 /// `[upstream]`: where queries go.
 #[derive(Debug, Clone, Serialize)]
+#[serde(into = "UpstreamView")]
 pub struct UpstreamConfig {
     pub servers: Vec<SocketAddr>,
-    #[serde(serialize_with = "ser_duration")]
     pub timeout: Duration,
     pub attempts: u32,
     pub send_ecs: bool,
@@ -229,11 +229,45 @@ pub struct UpstreamConfig {
     pub tls_ca: Option<PathBuf>,
     /// The certificates read from `tls_ca` (read once, at load, so an
     /// unreadable file is a config error, not a failure at first query).
-    #[serde(skip)]
     pub tls_roots: Vec<CertificateDer<'static>>,
     /// A TLS connection with no query waiting is closed after this long.
-    #[serde(serialize_with = "ser_duration")]
     pub tls_idle_timeout: Duration,
+}
+
+/// `[upstream]` as `check-config` prints it: in the syntax it is read
+/// from, `tls://` servers with their names, so the output loads again.
+#[derive(Serialize)]
+struct UpstreamView {
+    servers: Vec<String>,
+    #[serde(serialize_with = "ser_duration")]
+    timeout: Duration,
+    attempts: u32,
+    send_ecs: bool,
+    socket_pool: usize,
+    tls_ca: Option<PathBuf>,
+    #[serde(serialize_with = "ser_duration")]
+    tls_idle_timeout: Duration,
+}
+
+impl From<UpstreamConfig> for UpstreamView {
+    fn from(u: UpstreamConfig) -> UpstreamView {
+        UpstreamView {
+            servers: u
+                .servers
+                .iter()
+                .map(|a| match u.tls_names.get(a) {
+                    Some(name) => format!("tls://{a}#{name}"),
+                    None => a.to_string(),
+                })
+                .collect(),
+            timeout: u.timeout,
+            attempts: u.attempts,
+            send_ecs: u.send_ecs,
+            socket_pool: u.socket_pool,
+            tls_ca: u.tls_ca,
+            tls_idle_timeout: u.tls_idle_timeout,
+        }
+    }
 }
 
 /// `[dns64]`: synthesis (SPEC §2, §3).

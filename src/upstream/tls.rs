@@ -133,6 +133,7 @@ impl Tls {
     ) -> Tls {
         let name = ServerName::try_from(name.to_owned())
             .unwrap_or_else(|_| ServerName::IpAddress(addr.ip().into()));
+        stats.set_tls();
         Tls {
             addr,
             name,
@@ -152,11 +153,18 @@ impl Tls {
             return Ok(c.clone());
         }
         *slot = None;
-        let tcp = TcpStream::connect(self.addr).await?;
+        let tcp = match TcpStream::connect(self.addr).await {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                self.stats.tls_connection(false);
+                return Err(e.into());
+            }
+        };
         tcp.set_nodelay(true)?;
         let stream = match self.connector.connect(self.name.clone(), tcp).await {
             Ok(s) => s,
             Err(e) => {
+                self.stats.tls_connection(false);
                 // Certificate problems come back as InvalidData with rustls's
                 // reason ("certificate not valid for name ...", "UnknownIssuer").
                 tracing::warn!(
@@ -168,6 +176,7 @@ impl Tls {
                 return Err(e.into());
             }
         };
+        self.stats.tls_connection(true);
         tracing::debug!(server = %self.addr, "TLS connection to upstream open");
         let (read, write) = tokio::io::split(stream);
         let waiting: Arc<Waiters> = Arc::default();

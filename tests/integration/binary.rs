@@ -476,3 +476,39 @@ async fn sighup_under_load_changes_the_prefix_and_loses_no_query() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_upstream_whose_certificate_fails_the_name_check_is_logged_and_failed_over() {
+    let upstream = Upstream::start().await;
+    let pki = crate::tls::pki();
+    let ca = crate::support::TempFile::new(&pki.ca_pem);
+    let front = crate::tls::TlsFront::start(&pki, upstream.addr()).await;
+    let running = Running::start(
+        &upstream,
+        &format!(
+            "[upstream]\nservers = [\"tls://{}#wrong.test\", \"{}\"]\ntls_ca = {:?}\n",
+            front.addr,
+            upstream.addr(),
+            ca.path().display().to_string()
+        ),
+    )
+    .await;
+    // Start-up answered through the plain server; the TLS one was tried first.
+    running.settle_log().await;
+    let log = running.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("TLS handshake with upstream failed"))
+        .unwrap_or_else(|| panic!("no handshake failure logged:\n{log}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(
+        line.contains(&front.addr.to_string()),
+        "names the server: {line}"
+    );
+    assert!(
+        line.contains("wrong.test"),
+        "names the name checked: {line}"
+    );
+    assert!(line.contains("not valid for name"), "says why: {line}");
+    assert_eq!(front.connections(), 0);
+}

@@ -21,16 +21,17 @@ use tokio_util::sync::CancellationToken;
 use crate::support::{Dns64d, TempFile, Upstream, config_toml, q, wkp, zone};
 
 /// The name in the test server's certificate.
-const NAME: &str = "dns.test";
+pub(crate) const NAME: &str = "dns.test";
 
 /// A CA and a server certificate for [`NAME`] signed by it.
-struct Pki {
-    ca_pem: String,
+pub(crate) struct Pki {
+    /// The CA certificate, PEM (for `upstream.tls_ca`).
+    pub(crate) ca_pem: String,
     cert: CertificateDer<'static>,
     key: Vec<u8>,
 }
 
-fn pki() -> Pki {
+pub(crate) fn pki() -> Pki {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -52,8 +53,8 @@ fn pki() -> Pki {
 
 /// A TLS server on 127.0.0.1 that relays each connection to the fake
 /// upstream's TCP port; counts connections and can close them all.
-struct TlsFront {
-    addr: SocketAddr,
+pub(crate) struct TlsFront {
+    pub(crate) addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
     /// Cancelled to close every open connection; new connections get a
     /// fresh one.
@@ -68,7 +69,7 @@ impl Drop for TlsFront {
 }
 
 impl TlsFront {
-    async fn start(pki: &Pki, backend: SocketAddr) -> TlsFront {
+    pub(crate) async fn start(pki: &Pki, backend: SocketAddr) -> TlsFront {
         let config = ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(
@@ -125,9 +126,17 @@ impl TlsFront {
     }
 
     /// TLS handshakes completed.
-    fn connections(&self) -> usize {
+    pub(crate) fn connections(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
     }
+}
+
+/// The `dns64d_upstream_tls_connections_total` series of `front`.
+fn tls_connections(front: &TlsFront, result: &str) -> String {
+    format!(
+        "dns64d_upstream_tls_connections_total{{server=\"{}\",result=\"{result}\"}}",
+        front.addr
+    )
 }
 
 /// dns64d whose only upstream is `tls://front#name`, trusting the test CA;
@@ -182,6 +191,8 @@ async fn a_certificate_not_valid_for_the_name_fails_and_the_query_is_servfail() 
         front.addr
     );
     assert!(d.counter(&series) >= 1, "{series} counts the failures");
+    assert!(d.counter(&tls_connections(&front, "failed")) >= 1);
+    assert_eq!(d.counter(&tls_connections(&front, "ok")), 0);
 }
 
 #[tokio::test]
@@ -239,6 +250,7 @@ async fn many_concurrent_queries_are_pipelined_on_one_tls_connection() {
         assert_ne!(reply.rcode(), ResponseCode::ServFail);
     }
     assert_eq!(front.connections(), 1, "every query shared one connection");
+    assert_eq!(d.counter(&tls_connections(&front, "ok")), 1);
     assert_eq!(d.upstream.seen().len(), names.len());
 }
 
@@ -350,4 +362,79 @@ fn a_tls_ca_file_without_certificates_is_a_config_error_naming_key_and_value() {
     ));
     assert!(err.contains("upstream.tls_ca"), "{err}");
     assert!(err.contains(&path), "{err}");
+}
+
+#[test]
+fn the_effective_config_prints_tls_servers_as_written_and_loads_again() {
+    let c = dns64d::config::Config::from_toml(
+        "[upstream]\nservers = [\"tls://192.0.2.1#dns.example\", \"192.0.2.2\"]\n",
+    )
+    .unwrap();
+    let printed = c.to_toml();
+    assert!(
+        printed.contains("\"tls://192.0.2.1:853#dns.example\""),
+        "{printed}"
+    );
+    let again = dns64d::config::Config::from_toml(&printed)
+        .unwrap_or_else(|e| panic!("printed config rejected: {e}\n{printed}"));
+    assert_eq!(again.upstream.servers, c.upstream.servers);
+    assert_eq!(again.upstream.tls_names, c.upstream.tls_names);
+}
+
+#[tokio::test]
+async fn the_nat64_prefix_is_discovered_through_a_tls_upstream() {
+    use hickory_proto::rr::rdata::AAAA;
+    use hickory_proto::rr::{Name, RData, Record};
+    let pki = pki();
+    let ca = TempFile::new(&pki.ca_pem);
+    let up = Upstream::start().await;
+    let p = [0x2001, 0xdb8, 0x64, 0, 0, 0];
+    let owner = Name::from_ascii("ipv4only.arpa.").unwrap();
+    let learned = crate::support::under96(p, Ipv4Addr::new(192, 0, 0, 170));
+    up.set_answer(
+        "ipv4only.arpa.",
+        RecordType::AAAA,
+        vec![Record::from_rdata(owner, 600, RData::AAAA(AAAA(learned)))],
+    );
+    let front = TlsFront::start(&pki, up.addr()).await;
+    let d = over_tls(up, &front, NAME, &ca, "[dns64]\nprefixes = [\"discover\"]").await;
+    let reply = d.udp(&q(zone::A_ONLY, RecordType::AAAA)).await;
+    assert_eq!(
+        reply.aaaa()[0],
+        crate::support::under96(p, zone::A_ONLY_ADDRS[0].0)
+    );
+    assert_eq!(
+        d.upstream.asked("ipv4only.arpa.", RecordType::AAAA).len(),
+        1
+    );
+    assert!(front.connections() >= 1);
+}
+
+#[tokio::test]
+async fn forged_answers_on_the_tls_connection_are_dropped_and_the_real_one_is_used() {
+    use crate::support::Action;
+    let pki = pki();
+    let ca = TempFile::new(&pki.ca_pem);
+    let up = Upstream::start().await;
+    up.on(
+        zone::DUAL,
+        Some(RecordType::AAAA),
+        Action::WrongId { then_answer: true },
+    );
+    up.on(
+        zone::AAAA_ONLY,
+        Some(RecordType::AAAA),
+        Action::WrongQuestion { then_answer: true },
+    );
+    let front = TlsFront::start(&pki, up.addr()).await;
+    let d = over_tls(up, &front, NAME, &ca, "").await;
+    let dual = d.udp(&q(zone::DUAL, RecordType::AAAA)).await;
+    assert_eq!(dual.aaaa(), vec![zone::DUAL_AAAA]);
+    let only = d.udp(&q(zone::AAAA_ONLY, RecordType::AAAA)).await;
+    assert_eq!(only.aaaa(), vec![zone::AAAA_ONLY_AAAA]);
+    let series = format!(
+        "dns64d_upstream_mismatched_total{{server=\"{}\"}}",
+        front.addr
+    );
+    assert_eq!(d.counter(&series), 2, "both forgeries counted");
 }
