@@ -438,3 +438,21 @@ async fn forged_answers_on_the_tls_connection_are_dropped_and_the_real_one_is_us
     );
     assert_eq!(d.counter(&series), 2, "both forgeries counted");
 }
+
+#[tokio::test]
+async fn without_tls_ca_a_certificate_from_an_unknown_ca_is_refused() {
+    let pki = pki();
+    let up = Upstream::start().await;
+    let front = TlsFront::start(&pki, up.addr()).await;
+    // No tls_ca: only the Mozilla roots are trusted, and the test CA is not one.
+    let toml = config_toml(
+        up.addr(),
+        &format!("[upstream]\nservers = [\"tls://{}#{NAME}\"]", front.addr),
+    );
+    let d = Dns64d::launch(up, &toml, false).await;
+    let reply = d.udp(&q(zone::DUAL, RecordType::AAAA)).await;
+    assert_eq!(reply.rcode(), ResponseCode::ServFail);
+    assert_eq!(front.connections(), 0);
+    assert_eq!(d.upstream.total_received(), 0);
+    assert!(d.counter(&tls_connections(&front, "failed")) >= 1);
+}
