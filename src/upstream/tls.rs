@@ -235,6 +235,15 @@ impl Tls {
         let (tx, rx) = oneshot::channel();
         let id = {
             let mut waiting = conn.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            // Checked under the lock the reader clears the waiters with, after
+            // it marked the connection closed: a waiter added here is either
+            // released by that clear or never added.
+            if conn.closed.load(Ordering::Acquire) {
+                return Err(Retry::Stale(UpstreamError::Io(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "TLS connection to upstream closed",
+                ))));
+            }
             if waiting.len() >= MAX_IN_FLIGHT {
                 return Err(Retry::Fatal(UpstreamError::Io(std::io::Error::other(
                     "too many queries in flight on the TLS connection",
@@ -292,6 +301,14 @@ impl Retry {
     }
 }
 
+/// One length-prefixed message (RFC 1035 §4.2.2).
+async fn read_frame(read: &mut ReadHalf<TlsStream<TcpStream>>) -> std::io::Result<Vec<u8>> {
+    let len = read.read_u16().await? as usize;
+    let mut buf = vec![0u8; len];
+    read.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
 /// Delivers answers to their waiters until the connection ends: closed by
 /// the server, failed, or idle for `idle` with nobody waiting.
 async fn reader(
@@ -303,22 +320,28 @@ async fn reader(
     idle: Duration,
     addr: SocketAddr,
 ) {
-    let why = loop {
-        let len = match tokio::time::timeout(idle, read.read_u16()).await {
-            Ok(Ok(len)) => len as usize,
-            Ok(Err(e)) => break e.to_string(),
-            Err(_) => {
-                let empty = waiting.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
-                if empty {
-                    break "idle".into();
+    let why: String = 'conn: loop {
+        // One frame read kept alive across idle checks: a read cut off
+        // mid-frame would lose the framing (`read_u16` is not cancel-safe).
+        let frame = read_frame(&mut read);
+        tokio::pin!(frame);
+        let buf = loop {
+            tokio::select! {
+                r = &mut frame => match r {
+                    Ok(buf) => break buf,
+                    Err(e) => break 'conn e.to_string(),
+                },
+                _ = tokio::time::sleep(idle) => {
+                    let empty = waiting
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .is_empty();
+                    if empty {
+                        break 'conn "idle".into();
+                    }
                 }
-                continue;
             }
         };
-        let mut buf = vec![0u8; len];
-        if let Err(e) = read.read_exact(&mut buf).await {
-            break e.to_string();
-        }
         let mut map = waiting.lock().unwrap_or_else(|e| e.into_inner());
         let Some(id) = wire::id(&buf) else {
             stats.mismatched();
