@@ -1,7 +1,8 @@
 //! DNS over TLS upstreams (RFC 7858): servers written `tls://IP[:PORT]#NAME`
 //! reached through a real TLS server on 127.0.0.1 (tokio-rustls, with a
 //! certificate from a CA this test makes) that fronts the fake upstream's
-//! TCP port, byte for byte.
+//! TCP port, byte for byte; and against Unbound itself serving DNS over
+//! TLS (`tls-service-key`), for interoperability with a real DoT server.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,6 +30,9 @@ pub(crate) struct Pki {
     pub(crate) ca_pem: String,
     cert: CertificateDer<'static>,
     key: Vec<u8>,
+    /// The server certificate and key, PEM (for a TLS server run as a process).
+    cert_pem: String,
+    key_pem: String,
 }
 
 pub(crate) fn pki() -> Pki {
@@ -48,6 +52,8 @@ pub(crate) fn pki() -> Pki {
         ca_pem: ca_cert.pem(),
         cert: cert.der().clone(),
         key: key.serialize_der(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
     }
 }
 
@@ -455,4 +461,113 @@ async fn without_tls_ca_a_certificate_from_an_unknown_ca_is_refused() {
     assert_eq!(front.connections(), 0);
     assert_eq!(d.upstream.total_received(), 0);
     assert!(d.counter(&tls_connections(&front, "failed")) >= 1);
+}
+
+/// Unbound serving DNS over TLS on 127.0.0.1 (`tls-service-key`,
+/// `tls-service-pem`), answering from local data only: `local-zone: "."
+/// static` means it never recurses, so nothing leaves the machine.
+struct Unbound {
+    child: std::process::Child,
+    addr: SocketAddr,
+    _files: Vec<TempFile>,
+}
+
+impl Drop for Unbound {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Unbound {
+    async fn start(pki: &Pki) -> Unbound {
+        let cert = TempFile::new(&pki.cert_pem);
+        let key = TempFile::new(&pki.key_pem);
+        let port = crate::support::upstream::free_port().await;
+        let a = zone::A_ONLY_ADDRS[0].0;
+        let conf = TempFile::new(&format!(
+            "server:\n\
+             \tinterface: 127.0.0.1@{port}\n\
+             \ttls-port: {port}\n\
+             \ttls-service-key: \"{key}\"\n\
+             \ttls-service-pem: \"{cert}\"\n\
+             \tdo-ip6: no\n\
+             \tdo-daemonize: no\n\
+             \tuse-syslog: no\n\
+             \tlogfile: \"\"\n\
+             \tverbosity: 1\n\
+             \tchroot: \"\"\n\
+             \tusername: \"\"\n\
+             \tdirectory: \"{dir}\"\n\
+             \tpidfile: \"\"\n\
+             \tmodule-config: \"iterator\"\n\
+             \taccess-control: 127.0.0.0/8 allow\n\
+             \tlocal-zone: \".\" static\n\
+             \tlocal-data: \"{name} 300 IN A {a}\"\n\
+             remote-control:\n\
+             \tcontrol-enable: no\n",
+            key = key.path().display(),
+            cert = cert.path().display(),
+            dir = std::env::temp_dir().display(),
+            name = zone::A_ONLY,
+        ));
+        let child = std::process::Command::new("unbound")
+            .arg("-d")
+            .arg("-c")
+            .arg(conf.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            // Its readiness probe below shows as a failed handshake; quiet.
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run unbound (apt-get install unbound; .ci/run does): {e}")
+            });
+        let mut unbound = Unbound {
+            child,
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            _files: vec![cert, key, conf],
+        };
+        let started = std::time::Instant::now();
+        while TcpStream::connect(unbound.addr).await.is_err() {
+            if let Some(status) = unbound.child.try_wait().unwrap() {
+                panic!("unbound exited with {status} (try: unbound -d -c <its config>)");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "unbound not listening on {}",
+                unbound.addr
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        unbound
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unbound_as_a_dot_upstream_answers_with_synthesis_over_one_connection() {
+    let pki = pki();
+    let ca = TempFile::new(&pki.ca_pem);
+    let unbound = Unbound::start(&pki).await;
+    let up = Upstream::start().await;
+    let toml = config_toml(
+        up.addr(),
+        &format!(
+            "[upstream]\nservers = [\"tls://{}#{NAME}\"]\ntls_ca = {:?}\ntimeout = \"2s\"\n[cache]\nenabled = false",
+            unbound.addr,
+            ca.path().display().to_string()
+        ),
+    );
+    let d = Dns64d::launch(up, &toml, false).await;
+    for _ in 0..3 {
+        let reply = d.udp(&q(zone::A_ONLY, RecordType::AAAA)).await;
+        assert_eq!(reply.rcode(), ResponseCode::NoError);
+        assert_eq!(reply.aaaa(), vec![wkp(zone::A_ONLY_ADDRS[0].0)]);
+    }
+    let opened = format!(
+        "dns64d_upstream_tls_connections_total{{server=\"{}\",result=\"ok\"}}",
+        unbound.addr
+    );
+    assert_eq!(d.counter(&opened), 1, "six exchanges, one connection");
+    assert_eq!(d.upstream.total_received(), 0, "all of it went to unbound");
 }
