@@ -116,7 +116,7 @@ fn bench(c: &mut Criterion) {
 /// slow the hot path"): the metric calls one hit makes, beside the rest of
 /// the hit's user-space work measured in the same run.
 fn counting(c: &mut Criterion) {
-    use dns64d::cache::{Cache, Key, Lookup};
+    use dns64d::cache::{Cache, Key, Lookup, Tally};
     use dns64d::metrics::{Metrics, Proto};
     use std::time::Instant;
 
@@ -138,6 +138,10 @@ fn counting(c: &mut Criterion) {
         Key::new(&Query::parse(&q).unwrap(), 1).unwrap(),
         &answer,
         now,
+        Tally {
+            synthesized: true,
+            a_stripped: 0,
+        },
     );
     let metrics = Metrics::default();
     let src: std::net::IpAddr = "fd00::1".parse().unwrap();
@@ -158,6 +162,10 @@ fn counting(c: &mut Criterion) {
             let started = Instant::now();
             metrics.request(Proto::Udp, black_box(src), 28);
             metrics.cache(true, false);
+            metrics.answered(black_box(Tally {
+                synthesized: true,
+                a_stripped: 0,
+            }));
             metrics.response(0, started.elapsed());
         })
     });

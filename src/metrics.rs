@@ -299,17 +299,17 @@ impl Metrics {
         self.request_duration.observe(took);
     }
 
-    /// An answer carrying synthesized AAAA.
+    /// Counts what an answer sent to a client carries (synthesized AAAA,
+    /// A records removed), whether resolved or served from the cache: the
+    /// figures are per answer, as CoreDNS's dns64 plugin counts them.
     #[inline]
-    pub fn synthesized(&self) {
-        self.synthesized.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A records removed by the filter.
-    #[inline]
-    pub fn a_stripped(&self, n: usize) {
-        if n > 0 {
-            self.a_stripped.fetch_add(n as u64, Ordering::Relaxed);
+    pub fn answered(&self, tally: crate::cache::Tally) {
+        if tally.synthesized {
+            self.synthesized.fetch_add(1, Ordering::Relaxed);
+        }
+        if tally.a_stripped > 0 {
+            self.a_stripped
+                .fetch_add(u64::from(tally.a_stripped), Ordering::Relaxed);
         }
     }
 
@@ -433,13 +433,13 @@ impl Metrics {
         single(
             &mut out,
             names::SYNTHESIZED,
-            "Answers carrying synthesized AAAA records.",
+            "Answers sent to clients carrying synthesized AAAA records, cache hits included.",
             load(&self.synthesized),
         );
         single(
             &mut out,
             names::A_STRIPPED,
-            "A records removed for DNS64 clients.",
+            "A records removed from answers sent to DNS64 clients, cache hits included.",
             load(&self.a_stripped),
         );
         help(

@@ -41,6 +41,18 @@ pub enum Lookup {
     Miss,
 }
 
+/// What an answer counts for in the per-answer metrics
+/// (`dns64d_synthesized_total`, `dns64d_a_records_stripped_total`): kept with
+/// the entry so a cache hit counts as the resolution it repeats, as CoreDNS's
+/// dns64 plugin counts every translated request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// The answer carries synthesized AAAA records.
+    pub synthesized: bool,
+    /// A records removed from it for a DNS64 client.
+    pub a_stripped: u16,
+}
+
 /// One cached answer.
 #[derive(Debug)]
 pub struct Entry {
@@ -54,6 +66,7 @@ pub struct Entry {
     opt_class_at: Option<u32>,
     stored: Instant,
     lifetime: Duration,
+    tally: Tally,
 }
 
 impl Entry {
@@ -84,6 +97,11 @@ impl Entry {
             let new = stale_ttl.unwrap_or_else(|| ttl.saturating_sub(age));
             out[at..at + 4].copy_from_slice(&new.to_be_bytes());
         }
+    }
+
+    /// What the answer counts for in the per-answer metrics.
+    pub fn tally(&self) -> Tally {
+        self.tally
     }
 
     /// Offset of the OPT record's CLASS field in the rendered answer.
@@ -259,8 +277,9 @@ impl Cache {
         }
     }
 
-    /// Stores `answer` (a full, untruncated reply) if it may be cached.
-    pub fn insert(&self, key: Key, answer: &[u8], now: Instant) {
+    /// Stores `answer` (a full, untruncated reply) if it may be cached, with
+    /// what it counted for when resolved.
+    pub fn insert(&self, key: Key, answer: &[u8], now: Instant, tally: Tally) {
         let Some(h) = Header::new(answer) else {
             return;
         };
@@ -280,6 +299,7 @@ impl Cache {
             opt_class_at,
             stored: now,
             lifetime,
+            tally,
         };
         self.map.insert(StoredKey::from(&key), Arc::new(entry));
     }
@@ -407,7 +427,12 @@ mod tests {
     fn hit_after_insert_with_ttls_decremented_by_age() {
         let c = cache("");
         let t0 = Instant::now();
-        c.insert(key("v4.example.", 1), &answer(&[300, 60]), t0);
+        c.insert(
+            key("v4.example.", 1),
+            &answer(&[300, 60]),
+            t0,
+            Tally::default(),
+        );
         let Lookup::Fresh(e) = c.get(&key("V4.Example.", 1), t0 + Duration::from_secs(10)) else {
             panic!("miss")
         };
@@ -429,8 +454,13 @@ mod tests {
         let t0 = Instant::now();
         let mut with_opt = Message::from_vec(&answer(&[300])).unwrap();
         with_opt.set_edns(hickory_proto::op::Edns::new());
-        c.insert(key("v4.example.", 1), &with_opt.to_vec().unwrap(), t0);
-        c.insert(key("v4.example.", 2), &answer(&[300]), t0);
+        c.insert(
+            key("v4.example.", 1),
+            &with_opt.to_vec().unwrap(),
+            t0,
+            Tally::default(),
+        );
+        c.insert(key("v4.example.", 2), &answer(&[300]), t0, Tally::default());
         let Lookup::Fresh(e) = c.get(&key("v4.example.", 1), t0) else {
             panic!("miss")
         };
@@ -447,7 +477,7 @@ mod tests {
     fn policy_classes_never_share_entries() {
         let c = cache("");
         let t0 = Instant::now();
-        c.insert(key("v4.example.", 1), &answer(&[300]), t0);
+        c.insert(key("v4.example.", 1), &answer(&[300]), t0, Tally::default());
         assert!(matches!(c.get(&key("v4.example.", 0), t0), Lookup::Miss));
         assert!(matches!(c.get(&key("v4.example.", 2), t0), Lookup::Miss));
     }
@@ -456,7 +486,12 @@ mod tests {
     fn negative_answers_live_for_the_soa_negative_ttl_clamped() {
         let c = cache("negative_max_ttl = 100\n");
         let t0 = Instant::now();
-        c.insert(key("v4.example.", 1), &nodata(900, 120), t0);
+        c.insert(
+            key("v4.example.", 1),
+            &nodata(900, 120),
+            t0,
+            Tally::default(),
+        );
         assert!(matches!(
             c.get(&key("v4.example.", 1), t0 + Duration::from_secs(99)),
             Lookup::Fresh(_)
@@ -471,8 +506,8 @@ mod tests {
     fn max_and_min_ttl_clamp_positive_lifetimes() {
         let c = cache("max_ttl = 50\nmin_ttl = 20\n");
         let t0 = Instant::now();
-        c.insert(key("a.example.", 1), &answer(&[300]), t0);
-        c.insert(key("b.example.", 1), &answer(&[5]), t0);
+        c.insert(key("a.example.", 1), &answer(&[300]), t0, Tally::default());
+        c.insert(key("b.example.", 1), &answer(&[5]), t0, Tally::default());
         assert!(matches!(
             c.get(&key("a.example.", 1), t0 + Duration::from_secs(51)),
             Lookup::Stale(_)
@@ -489,7 +524,7 @@ mod tests {
         let mut sf = answer(&[]);
         sf[3] = (sf[3] & 0xf0) | ResponseCode::ServFail.low();
         let t0 = Instant::now();
-        c.insert(key("sf.example.", 1), &sf, t0);
+        c.insert(key("sf.example.", 1), &sf, t0, Tally::default());
         assert!(matches!(
             c.get(&key("sf.example.", 1), t0 + Duration::from_secs(1)),
             Lookup::Fresh(_)
@@ -498,7 +533,7 @@ mod tests {
             c.get(&key("sf.example.", 1), t0 + Duration::from_secs(3)),
             Lookup::Fresh(_)
         ));
-        c.insert(key("v4.example.", 1), &answer(&[10]), t0);
+        c.insert(key("v4.example.", 1), &answer(&[10]), t0, Tally::default());
         assert!(matches!(
             c.get(&key("v4.example.", 1), t0 + Duration::from_secs(71)),
             Lookup::Miss
@@ -509,7 +544,7 @@ mod tests {
     fn stale_answers_carry_the_stale_ttl() {
         let c = cache("");
         let t0 = Instant::now();
-        c.insert(key("v4.example.", 1), &answer(&[10]), t0);
+        c.insert(key("v4.example.", 1), &answer(&[10]), t0, Tally::default());
         let Lookup::Stale(e) = c.get(&key("v4.example.", 1), t0 + Duration::from_secs(100)) else {
             panic!()
         };
@@ -522,7 +557,12 @@ mod tests {
         let c = cache("max_bytes = 100000\nsize = 100000\n");
         let t0 = Instant::now();
         for i in 0..5000 {
-            c.insert(key(&format!("n{i}.example."), 1), &answer(&[300]), t0);
+            c.insert(
+                key(&format!("n{i}.example."), 1),
+                &answer(&[300]),
+                t0,
+                Tally::default(),
+            );
         }
         assert!(c.weight() <= 100_000, "weight {}", c.weight());
         assert!(c.len() < 5000);
@@ -533,7 +573,7 @@ mod tests {
         let c = cache("");
         let mut tc = answer(&[300]);
         tc[2] |= 0x02;
-        c.insert(key("v4.example.", 1), &tc, Instant::now());
+        c.insert(key("v4.example.", 1), &tc, Instant::now(), Tally::default());
         assert!(c.is_empty());
     }
 }

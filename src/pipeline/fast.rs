@@ -118,7 +118,7 @@ impl Pipeline {
         let opt_class_at = wire::opt_class_offset(out);
         ask.client.forward_in_place(out, opt_class_at);
         if let (Some(cache), Some(key)) = (&self.cache, f.key.clone()) {
-            cache.insert(key, out, now);
+            cache.insert(key, out, now, ask.trace.tally());
         }
         client.forward_in_place(out, opt_class_at);
         if self.query_log.every != 0 {
@@ -262,7 +262,7 @@ impl Pipeline {
         {
             return false;
         }
-        self.metrics.a_stripped(usize::from(s.a));
+        ask.trace.stripped(usize::from(s.a));
         set_ra(out);
         true
     }

@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use crate::cache::Tally;
 
 use super::*;
 
@@ -11,12 +13,43 @@ use super::*;
 #[derive(Debug, Default)]
 pub(super) struct Trace {
     pub(super) synthesized: AtomicBool,
+    /// A records the filter removed from this answer.
+    a_stripped: AtomicU32,
     pub(super) upstream: Mutex<Option<SocketAddr>>,
 }
 
 impl Trace {
+    /// The trace of an answer served from the cache: it counts as the
+    /// resolution it repeats.
+    pub(super) fn of(tally: Tally) -> Trace {
+        let t = Trace::default();
+        t.set(tally);
+        t
+    }
+
     fn synthesized(&self) -> bool {
         self.synthesized.load(Ordering::Relaxed)
+    }
+
+    /// Notes `n` A records removed from the answer.
+    pub(super) fn stripped(&self, n: usize) {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        self.a_stripped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// What the answer counts for, to keep with it in the cache.
+    pub(super) fn tally(&self) -> Tally {
+        Tally {
+            synthesized: self.synthesized(),
+            a_stripped: u16::try_from(self.a_stripped.load(Ordering::Relaxed)).unwrap_or(u16::MAX),
+        }
+    }
+
+    /// Replaces the figures with those of a cached answer.
+    pub(super) fn set(&self, tally: Tally) {
+        self.synthesized.store(tally.synthesized, Ordering::Relaxed);
+        self.a_stripped
+            .store(u32::from(tally.a_stripped), Ordering::Relaxed);
     }
 
     fn upstream(&self) -> Option<SocketAddr> {
@@ -46,9 +79,7 @@ impl Pipeline {
     pub(super) fn done(&self, f: &Front<'_>, out: &[u8], took: std::time::Duration, trace: &Trace) {
         let rcode = reply_rcode(out);
         self.metrics.response(rcode, took);
-        if trace.synthesized() {
-            self.metrics.synthesized();
-        }
+        self.metrics.answered(trace.tally());
         if self.query_log.sampled() {
             tracing::info!(
                 client = %f.client_ip,

@@ -267,7 +267,7 @@ impl Pipeline {
                     e.render_into(now, None, out);
                     f.client(self.udp_payload)
                         .forward_in_place(out, e.opt_class_at());
-                    self.done(&f, out, started.elapsed(), &Trace::default());
+                    self.done(&f, out, started.elapsed(), &Trace::of(e.tally()));
                     return Early::Reply;
                 }
                 // Serve-stale needs the task's timer.

@@ -91,6 +91,7 @@ impl Pipeline {
                 if !relayed {
                     self.metrics.cache(true, false);
                 }
+                ask.trace.set(e.tally());
                 return e.render(now, None);
             }
             Lookup::Stale(e) => Some(e),
@@ -115,6 +116,7 @@ impl Pipeline {
                     full = &mut work => full,
                     _ = tokio::time::sleep(cache.stale_answer_after()) => {
                         self.metrics.cache(true, true);
+                        ask.trace.set(e.tally());
                         return e.render(now, Some(cache.stale_ttl()));
                     }
                 }
@@ -124,10 +126,11 @@ impl Pipeline {
         match stale {
             Some(e) if reply_rcode(&full) == rcode::SERVFAIL => {
                 self.metrics.cache(true, true);
+                ask.trace.set(e.tally());
                 e.render(now, Some(cache.stale_ttl()))
             }
             _ => {
-                cache.insert(key, &full, now);
+                cache.insert(key, &full, now, ask.trace.tally());
                 full
             }
         }
@@ -223,7 +226,7 @@ impl Pipeline {
             ask.rules.prefixes,
             &self.dns64,
         );
-        self.metrics.a_stripped(stripped);
+        ask.trace.stripped(stripped);
         let qtype = RecordType::from(ask.query().qtype);
         if let Some(qname) = qname(ask.query()) {
             filter::ensure_nodata_soa(&mut msg, &qname, qtype, stripped, self.negative_ttl);

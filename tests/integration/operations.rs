@@ -108,7 +108,8 @@ async fn the_metrics_scrape_parses_and_counts_known_traffic_exactly() {
     assert_eq!(delta(names::RESPONSES, &[("rcode", "NOERROR")]), 3.0);
     assert_eq!(delta(names::RESPONSES, &[("rcode", "NXDOMAIN")]), 1.0);
     assert_eq!(delta(names::RESPONSES, &[]), 4.0);
-    assert_eq!(delta(names::SYNTHESIZED, &[]), 1.0);
+    // Per answer sent: the cache hit of the synthesized answer counts too.
+    assert_eq!(delta(names::SYNTHESIZED, &[]), 2.0);
     assert_eq!(delta(names::A_STRIPPED, &[]), 3.0);
     assert_eq!(delta(names::CACHE_HITS, &[]), 1.0);
     assert_eq!(delta(names::CACHE_MISSES, &[]), 3.0);
@@ -140,6 +141,38 @@ async fn the_metrics_scrape_parses_and_counts_known_traffic_exactly() {
         .find(|b| b.less_than.is_infinite())
         .expect("+Inf bucket");
     assert_eq!(total.count, 4.0, "every answer observed once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_hits_count_in_the_synthesized_and_stripped_totals_like_the_resolution() {
+    let d = Dns64d::start(WITH_METRICS).await;
+    let before = scrape(&d).await;
+    // Each question twice, over UDP (the hot path's hit) and TCP: the second
+    // answer of each comes from the cache.
+    for _ in 0..2 {
+        d.udp(&q(zone::A_ONLY, RecordType::AAAA)).await;
+        d.udp(&q(zone::A_ONLY, RecordType::A)).await;
+    }
+    for _ in 0..2 {
+        let r = d.tcp(&q(zone::A_ONLY, RecordType::AAAA)).await;
+        assert_eq!(r.aaaa(), a_only_under(wkp));
+        d.tcp(&q(zone::A_ONLY, RecordType::A)).await;
+    }
+    let after = scrape(&d).await;
+    let delta = |name: &str| value(&after, name, &[]) - value(&before, name, &[]);
+    assert_eq!(
+        delta(names::CACHE_MISSES),
+        2.0,
+        "one resolution per question"
+    );
+    assert_eq!(delta(names::CACHE_HITS), 6.0);
+    assert_eq!(delta(names::SYNTHESIZED), 4.0, "every AAAA answer sent");
+    let a_records = zone::A_ONLY_ADDRS.len() as f64;
+    assert_eq!(
+        delta(names::A_STRIPPED),
+        4.0 * a_records,
+        "every A answer sent"
+    );
 }
 
 // ---- /ready ----
