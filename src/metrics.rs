@@ -35,6 +35,7 @@ pub mod names {
     pub const CACHE_HITS: &str = "dns64d_cache_hits_total";
     pub const CACHE_MISSES: &str = "dns64d_cache_misses_total";
     pub const CACHE_STALE: &str = "dns64d_cache_stale_served_total";
+    pub const PREFETCH: &str = "dns64d_prefetch_total";
     pub const CACHE_ENTRIES: &str = "dns64d_cache_entries";
     pub const NAT64_PREFIX_INFO: &str = "dns64d_nat64_prefix_info";
 }
@@ -255,6 +256,7 @@ pub struct Metrics {
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
     cache_stale: AtomicU64,
+    prefetch: AtomicU64,
     /// Gauges read at scrape time.
     gauges: Gauges,
     /// The global NAT64 prefixes in use (a handful, set per config or
@@ -334,6 +336,11 @@ impl Metrics {
             (false, _) => &self.cache_misses,
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A background refresh of a popular entry near expiry started.
+    pub fn prefetch(&self) {
+        self.prefetch.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A config reload, successful or not.
@@ -546,6 +553,12 @@ impl Metrics {
             names::CACHE_STALE,
             "Expired answers served because every upstream failed (RFC 8767).",
             load(&self.cache_stale),
+        );
+        single(
+            &mut out,
+            names::PREFETCH,
+            "Background refreshes of popular cache entries near expiry started.",
+            load(&self.prefetch),
         );
         help(
             &mut out,

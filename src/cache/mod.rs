@@ -19,6 +19,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use quick_cache::Weighter;
@@ -29,6 +30,13 @@ use crate::wire::{self, Header, Query, rcode, rtype};
 
 /// Bytes of bookkeeping counted per entry on top of the answer itself.
 const ENTRY_OVERHEAD: u64 = 128;
+
+/// Prefetch: hits an entry needs before it is worth refreshing (a name asked
+/// once, as in a flood of unique names, never is).
+pub const PREFETCH_MIN_HITS: u32 = 3;
+
+/// Prefetch: refreshes in flight at most, whatever the load.
+pub const PREFETCH_MAX_INFLIGHT: usize = 32;
 
 /// What a lookup found.
 #[derive(Debug)]
@@ -67,6 +75,11 @@ pub struct Entry {
     stored: Instant,
     lifetime: Duration,
     tally: Tally,
+    /// Fresh hits, counted up to [`PREFETCH_MIN_HITS`] only (past it, a hit
+    /// reads the counter without writing the shared cache line).
+    hits: AtomicU32,
+    /// A prefetch of this entry was started: one per entry.
+    prefetched: AtomicBool,
 }
 
 impl Entry {
@@ -228,6 +241,8 @@ impl Weighter<StoredKey, Arc<Entry>> for ByBytes {
 pub struct Cache {
     map: QuickCache<StoredKey, Arc<Entry>, ByBytes>,
     cfg: CacheConfig,
+    /// Prefetches in flight.
+    prefetching: AtomicUsize,
 }
 
 impl std::fmt::Debug for Cache {
@@ -244,6 +259,7 @@ impl Cache {
         Cache {
             map: QuickCache::with_weighter(cfg.size, cfg.max_bytes, ByBytes),
             cfg: cfg.clone(),
+            prefetching: AtomicUsize::new(0),
         }
     }
 
@@ -300,6 +316,8 @@ impl Cache {
             stored: now,
             lifetime,
             tally,
+            hits: AtomicU32::new(0),
+            prefetched: AtomicBool::new(false),
         };
         self.map.insert(StoredKey::from(&key), Arc::new(entry));
     }
@@ -344,6 +362,43 @@ impl Cache {
             _ => return None,
         };
         Some((opt_class_at, Duration::from_secs(u64::from(secs))))
+    }
+
+    /// On a fresh hit of `e` at `now`: true when this hit should refresh the
+    /// entry in the background (`cache.prefetch`), so that clients never wait
+    /// on its expiry. Bounded: the entry was hit [`PREFETCH_MIN_HITS`] times,
+    /// is in the last 10% of its lifetime, has no prefetch started yet, and
+    /// fewer than [`PREFETCH_MAX_INFLIGHT`] run. A `true` must be followed
+    /// by [`Cache::prefetch_done`]. No allocation: a few atomics.
+    #[inline]
+    pub fn should_prefetch(&self, e: &Entry, now: Instant) -> bool {
+        if !self.cfg.prefetch {
+            return false;
+        }
+        if e.hits.load(Ordering::Relaxed) < PREFETCH_MIN_HITS {
+            e.hits.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let age = now.saturating_duration_since(e.stored);
+        // Last 10%: age ≥ 0.9 × lifetime, in integer arithmetic.
+        if age.saturating_mul(10) < e.lifetime.saturating_mul(9)
+            || e.prefetched.load(Ordering::Relaxed)
+            || e.prefetched.swap(true, Ordering::Relaxed)
+        {
+            return false;
+        }
+        if self.prefetching.fetch_add(1, Ordering::Relaxed) >= PREFETCH_MAX_INFLIGHT {
+            self.prefetching.fetch_sub(1, Ordering::Relaxed);
+            // Another hit may try again once the others finish.
+            e.prefetched.store(false, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// A prefetch [`Cache::should_prefetch`] allowed has finished.
+    pub fn prefetch_done(&self) {
+        self.prefetching.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// RFC 8767 §4: TTL of a stale answer.

@@ -296,6 +296,7 @@ impl TryFrom<RawConfig> for Config {
             negative_max_ttl: secs("cache.negative_max_ttl", c.negative_max_ttl, 3600, 86400)?,
             servfail_ttl: secs("cache.servfail_ttl", c.servfail_ttl, 2, 5)?,
             serve_stale: c.serve_stale.unwrap_or(true),
+            prefetch: c.prefetch.unwrap_or(true),
             stale_max_age: c.stale_max_age.map_or(DEFAULT_STALE_MAX_AGE, |d| d.0),
             stale_ttl: secs("cache.stale_ttl", c.stale_ttl, 30, 3600)?,
             stale_answer_after: match c.stale_answer_after {

@@ -173,6 +173,8 @@ pub struct CacheConfig {
     /// RFC 2308 §7: SERVFAIL is cached for a few seconds at most.
     pub servfail_ttl: u32,
     pub serve_stale: bool,
+    /// Refresh popular entries in the last 10% of their lifetime (Unbound `prefetch`).
+    pub prefetch: bool,
     #[serde(serialize_with = "ser_duration")]
     pub stale_max_age: Duration,
     pub stale_ttl: u32,

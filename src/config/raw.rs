@@ -87,6 +87,7 @@ pub(super) struct RawCache {
     pub(super) negative_max_ttl: Option<Seconds>,
     pub(super) servfail_ttl: Option<Seconds>,
     pub(super) serve_stale: Option<bool>,
+    pub(super) prefetch: Option<bool>,
     pub(super) stale_max_age: Option<Seconds>,
     pub(super) stale_ttl: Option<Seconds>,
     pub(super) stale_answer_after: Option<Seconds>,

@@ -196,6 +196,10 @@ impl Loop {
             match pipeline.answer_now(packet, src.ip(), Transport::Udp, self.outbox.buffer()) {
                 Early::Drop => {}
                 Early::Reply => self.outbox.commit(src),
+                Early::Prefetch => {
+                    self.outbox.commit(src);
+                    pipeline.prefetch(packet, src.ip(), Transport::Udp);
+                }
                 Early::Relay if pipeline.relay_sockets() > 0 => {
                     let Some(permit) = self.permit() else {
                         continue;

@@ -92,6 +92,10 @@ pub enum Early {
     Relay,
     /// Needs upstream: run [`Pipeline::resolve_query`].
     Resolve,
+    /// Send the reply written into the caller's buffer now, then call
+    /// [`Pipeline::prefetch`]: the fresh hit found a popular entry near
+    /// expiry (`cache.prefetch`).
+    Prefetch,
 }
 
 /// A packet the first stage answers or drops by itself.
@@ -195,6 +199,30 @@ impl Pipeline {
         }
     }
 
+    /// Refreshes the cache entry of `packet`'s question in the background
+    /// (after [`Early::Prefetch`]): resolved as a miss would be, stored on
+    /// success, and no answer sent. Off the hot path: this copy of the
+    /// packet and the task are the only allocations, once per entry.
+    pub fn prefetch(self: &Arc<Self>, packet: &[u8], src: IpAddr, transport: Transport) {
+        let Some(cache) = self.cache.clone() else {
+            return;
+        };
+        /// Frees the in-flight slot however the task ends.
+        struct Slot(Arc<Cache>);
+        impl Drop for Slot {
+            fn drop(&mut self) {
+                self.0.prefetch_done();
+            }
+        }
+        let slot = Slot(cache);
+        self.metrics.prefetch();
+        let (pipeline, packet) = (self.clone(), packet.to_vec());
+        tokio::spawn(async move {
+            pipeline.refresh(&packet, src, transport).await;
+            drop(slot);
+        });
+    }
+
     /// The shared counters.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
@@ -202,7 +230,7 @@ impl Pipeline {
 
     /// Serves one packet; `None` means send nothing.
     pub async fn handle(
-        &self,
+        self: &Arc<Self>,
         packet: &[u8],
         src: IpAddr,
         transport: Transport,
@@ -210,6 +238,10 @@ impl Pipeline {
         let mut out = Vec::new();
         match self.answer_now(packet, src, transport, &mut out) {
             Early::Reply => Some(out),
+            Early::Prefetch => {
+                self.prefetch(packet, src, transport);
+                Some(out)
+            }
             Early::Drop => None,
             Early::Relay | Early::Resolve => Some(self.resolve_query(packet, src, transport).await),
         }
@@ -268,6 +300,9 @@ impl Pipeline {
                     f.client(self.udp_payload)
                         .forward_in_place(out, e.opt_class_at());
                     self.done(&f, out, started.elapsed(), &Trace::of(e.tally()));
+                    if cache.should_prefetch(&e, now) {
+                        return Early::Prefetch;
+                    }
                     return Early::Reply;
                 }
                 // Serve-stale needs the task's timer.

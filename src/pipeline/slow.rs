@@ -70,6 +70,42 @@ impl Pipeline {
         out
     }
 
+    /// Resolves `packet` past its cache entry and stores the answer: the
+    /// background half of [`Pipeline::prefetch`]. A failed refresh leaves
+    /// the old entry to expire (and be served stale) as it would have.
+    pub(super) async fn refresh(&self, packet: &[u8], src: IpAddr, transport: Transport) {
+        let Ok(f) = self.front(packet, src, transport) else {
+            return;
+        };
+        let (Some(cache), Some(key)) = (&self.cache, f.key.clone()) else {
+            return;
+        };
+        let client = f.client(self.udp_payload);
+        // As in `resolve_query_with`: the same upstream query a miss sends.
+        let bytes: Cow<'_, [u8]> = match wire::without_ecs(&f.query) {
+            Some(stripped) if !self.send_ecs => Cow::Owned(stripped),
+            _ => Cow::Borrowed(packet),
+        };
+        let ask = Ask {
+            client: Client {
+                limit: None,
+                ..client
+            },
+            bytes: &bytes,
+            rules: f.rules,
+            trace: Trace::default(),
+            prefetch: Mutex::default(),
+        };
+        let full = if f.dns64 {
+            self.for_dns64_client(&ask).await
+        } else {
+            self.forward(&ask).await
+        };
+        if reply_rcode(&full) != rcode::SERVFAIL {
+            cache.insert(key, &full, Instant::now(), ask.trace.tally());
+        }
+    }
+
     /// The full (untruncated) answer: from the cache, else resolved and
     /// cached; an expired entry stands in when resolution fails (RFC 8767).
     pub(super) async fn resolve(

@@ -418,3 +418,111 @@ async fn a_truncated_udp_answer_is_cached_whole_for_the_next_tcp_query() {
     assert!(!full.tc());
     assert_eq!(full.aaaa(), many_synthesized());
 }
+
+// ---- prefetch (`cache.prefetch`) ----
+
+/// TTL of the prefetch tests' names: its last 10% (the prefetch window) is a
+/// second wide, room for a loaded machine on either side of the hit aimed at.
+const PREFETCH_TTL: u32 = 10;
+
+/// Inside the last 10% of a `PREFETCH_TTL` lifetime, half a second from each edge.
+const IN_PREFETCH_WINDOW: Duration = Duration::from_millis(9500);
+
+fn txt_answer(d: &Dns64d, name: &str) {
+    use hickory_proto::rr::rdata::TXT;
+    use hickory_proto::rr::{Name, RData, Record};
+    let owner = Name::from_ascii(name).unwrap();
+    let rdata = RData::TXT(TXT::new(vec!["prefetched".into()]));
+    let record = Record::from_rdata(owner, PREFETCH_TTL, rdata);
+    d.upstream.set_answer(name, RecordType::TXT, vec![record]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_popular_entry_asked_for_near_expiry_is_refreshed_before_any_client_misses() {
+    let d = Dns64d::start("").await;
+    let name = "popular.prefetch.example.";
+    txt_answer(&d, name);
+    let started = std::time::Instant::now();
+    // One miss, then enough hits to make the entry popular.
+    for _ in 0..4 {
+        assert_eq!(
+            d.udp(&q(name, RecordType::TXT)).await.rcode(),
+            ResponseCode::NoError
+        );
+    }
+    assert_eq!(asked(&d, name, RecordType::TXT), 1);
+    assert_eq!(d.counter(names::PREFETCH), 0, "not near expiry yet");
+    tokio::time::sleep(IN_PREFETCH_WINDOW.saturating_sub(started.elapsed())).await;
+    let near_expiry = d.udp(&q(name, RecordType::TXT)).await;
+    assert_eq!(near_expiry.rcode(), ResponseCode::NoError);
+    d.settles(names::PREFETCH, 1).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while asked(&d, name, RecordType::TXT) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no background refresh reached upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Past the old entry's expiry: the refreshed entry answers, no miss.
+    let misses = d.counter(names::CACHE_MISSES);
+    tokio::time::sleep(
+        Duration::from_millis(u64::from(PREFETCH_TTL) * 1000 + 500)
+            .saturating_sub(started.elapsed()),
+    )
+    .await;
+    let after_expiry = d.udp(&q(name, RecordType::TXT)).await;
+    assert_eq!(after_expiry.rcode(), ResponseCode::NoError);
+    assert_eq!(
+        d.counter(names::CACHE_MISSES),
+        misses,
+        "the client saw a miss"
+    );
+    assert_eq!(asked(&d, name, RecordType::TXT), 2, "exactly one refresh");
+    assert_eq!(d.counter(names::PREFETCH), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unique_names_near_expiry_triggers_no_prefetch() {
+    let d = Dns64d::start("").await;
+    let names_: Vec<String> = (0..50).map(|i| format!("u{i}.flood.example.")).collect();
+    for n in &names_ {
+        txt_answer(&d, n);
+    }
+    let started = std::time::Instant::now();
+    for n in &names_ {
+        d.udp(&q(n, RecordType::TXT)).await;
+    }
+    tokio::time::sleep(IN_PREFETCH_WINDOW.saturating_sub(started.elapsed())).await;
+    // Each name asked again inside its prefetch window: one hit is not popular.
+    let hits = d.counter(names::CACHE_HITS);
+    for n in &names_ {
+        d.udp(&q(n, RecordType::TXT)).await;
+    }
+    assert_eq!(
+        d.counter(names::CACHE_HITS),
+        hits + 50,
+        "all answered from the cache"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(d.counter(names::PREFETCH), 0);
+    for n in &names_ {
+        assert_eq!(asked(&d, n, RecordType::TXT), 1, "{n} was refreshed");
+    }
+}
+
+#[tokio::test]
+async fn prefetch_off_lets_a_popular_entry_expire() {
+    let d = Dns64d::start("[cache]\nprefetch = false").await;
+    let name = "popular.prefetch.example.";
+    txt_answer(&d, name);
+    let started = std::time::Instant::now();
+    for _ in 0..4 {
+        d.udp(&q(name, RecordType::TXT)).await;
+    }
+    tokio::time::sleep(IN_PREFETCH_WINDOW.saturating_sub(started.elapsed())).await;
+    d.udp(&q(name, RecordType::TXT)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(d.counter(names::PREFETCH), 0);
+    assert_eq!(asked(&d, name, RecordType::TXT), 1);
+}
