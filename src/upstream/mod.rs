@@ -23,8 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::time::timeout_at;
 
 mod pool;
@@ -91,7 +90,10 @@ struct Server {
     /// `None`: a fresh socket per query.
     pool: Option<pool::Pool>,
     /// DNS over TLS (`tls://` in the config): every attempt goes this way.
-    tls: Option<tls::Tls>,
+    tls: Option<tls::Pipelined>,
+    /// The TCP retry of a truncated UDP answer: one persistent, pipelined
+    /// connection (RFC 7766 §6.2.1) instead of a connect per query.
+    tcp: tls::Pipelined,
     failures: AtomicU32,
     /// Milliseconds since `Upstream::epoch` until which the server is down.
     down_until: AtomicU64,
@@ -117,7 +119,7 @@ impl Upstream {
                 .map(|&addr| {
                     let tls = cfg.tls_names.get(&addr).and_then(|name| {
                         let config = tls_config.clone()?;
-                        Some(tls::Tls::new(
+                        Some(tls::Pipelined::tls(
                             addr,
                             name,
                             config,
@@ -131,6 +133,7 @@ impl Upstream {
                         pool: (cfg.socket_pool > 0 && tls.is_none())
                             .then(|| pool::Pool::new(addr, cfg.socket_pool, metrics.server(addr))),
                         tls,
+                        tcp: tls::Pipelined::tcp(addr, cfg.tls_idle_timeout, metrics.server(addr)),
                         failures: AtomicU32::new(0),
                         down_until: AtomicU64::new(0),
                     }
@@ -227,14 +230,14 @@ impl Upstream {
             Some(i) if resume.truncated => {
                 // The truncated attempt's TCP half, as `exchange` would do it.
                 let started = Instant::now();
-                let id: u16 = rand::random();
-                wire::set_id(&mut packet, id);
                 let deadline = tokio::time::Instant::now() + self.timeout;
-                let result =
-                    timeout_at(deadline, self.tcp(&self.servers[i], &packet, id, question))
-                        .await
-                        .map_err(|_| UpstreamError::Timeout)
-                        .and_then(|r| r);
+                let result = timeout_at(
+                    deadline,
+                    self.servers[i].tcp.exchange(&mut packet, question),
+                )
+                .await
+                .map_err(|_| UpstreamError::Timeout)
+                .and_then(|r| r);
                 match self.settle(i, result, started.elapsed(), &mut last_error_reply) {
                     Ok(Some(reply)) => return Ok(reply),
                     Ok(None) => {}
@@ -374,10 +377,10 @@ impl Upstream {
             return Ok(reply);
         }
         // The TCP retry gets its own full timeout: the server is known to be alive.
-        let id: u16 = rand::random();
-        wire::set_id(packet, id);
+        // On the server's open connection, if any (RFC 7766 §6.2.1); the
+        // connection sets a fresh ID free on it.
         let deadline = tokio::time::Instant::now() + self.timeout;
-        timeout_at(deadline, self.tcp(server, packet, id, question))
+        timeout_at(deadline, server.tcp.exchange(packet, question))
             .await
             .map_err(|_| UpstreamError::Timeout)?
     }
@@ -401,30 +404,6 @@ impl Upstream {
                 return Ok(buf);
             }
             // Wrong ID or question: a spoofing attempt or a late reply.
-            server.stats.mismatched();
-        }
-    }
-
-    async fn tcp(
-        &self,
-        server: &Server,
-        packet: &[u8],
-        id: u16,
-        question: &[u8],
-    ) -> Result<Vec<u8>, UpstreamError> {
-        let mut stream = TcpStream::connect(server.addr).await?;
-        stream.set_nodelay(true)?;
-        let mut framed = Vec::with_capacity(packet.len() + 2);
-        framed.extend_from_slice(&(packet.len() as u16).to_be_bytes());
-        framed.extend_from_slice(packet);
-        stream.write_all(&framed).await?;
-        loop {
-            let len = stream.read_u16().await? as usize;
-            let mut buf = vec![0u8; len];
-            stream.read_exact(&mut buf).await?;
-            if acceptable(&buf, id, question) {
-                return Ok(buf);
-            }
             server.stats.mismatched();
         }
     }

@@ -1,5 +1,9 @@
-//! DNS over TLS to one upstream server (RFC 7858), for servers written
-//! `tls://IP[:PORT]#NAME`.
+//! Persistent, pipelined stream connections to one upstream server: DNS
+//! over TLS (RFC 7858) for servers written `tls://IP[:PORT]#NAME`, and plain
+//! TCP for the TCP retry of a truncated UDP answer (RFC 7766 §5), which
+//! reuses one open connection instead of a connect per query (§6.2.1). The
+//! connection machinery is the same for both: generic over the byte stream
+//! (any `AsyncRead + AsyncWrite`), only [`Dial`] differs.
 //!
 //! rustls through tokio-rustls: memory-safe, no system OpenSSL to link or
 //! version-match, the same crypto (`ring`) already in the dependency tree,
@@ -24,11 +28,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustls_pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use super::{UpstreamError, acceptable};
@@ -39,7 +42,9 @@ use crate::wire;
 /// rather than crowd the 16-bit ID space (and the server's patience).
 const MAX_IN_FLIGHT: usize = 1024;
 
-type Writer = tokio::sync::Mutex<WriteHalf<TlsStream<TcpStream>>>;
+/// The two halves of a connection, whatever the stream underneath.
+type ReadSide = Box<dyn AsyncRead + Send + Unpin>;
+type Writer = tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>;
 
 type Waiters = Mutex<HashMap<u16, (Box<[u8]>, oneshot::Sender<Vec<u8>>)>>;
 
@@ -68,7 +73,6 @@ pub fn client_config(roots: &[CertificateDer<'static>]) -> Arc<ClientConfig> {
 }
 
 /// One open connection and the queries waiting on it.
-#[derive(Debug)]
 struct Conn {
     writer: Arc<Writer>,
     waiting: Arc<Waiters>,
@@ -85,21 +89,35 @@ impl Drop for Conn {
     }
 }
 
-/// The DNS-over-TLS side of one upstream server.
-pub struct Tls {
+/// How a connection is opened.
+enum Dial {
+    /// Plain TCP (RFC 7766).
+    Tcp,
+    /// TLS over TCP, the certificate checked against `name` (RFC 7858).
+    Tls {
+        name: ServerName<'static>,
+        connector: TlsConnector,
+    },
+}
+
+/// The stream connection to one upstream server.
+pub struct Pipelined {
     addr: SocketAddr,
-    name: ServerName<'static>,
-    connector: TlsConnector,
+    dial: Dial,
     idle: Duration,
     stats: Arc<ServerStats>,
     conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
 }
 
-impl std::fmt::Debug for Tls {
+impl std::fmt::Debug for Pipelined {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tls")
+        let name = match &self.dial {
+            Dial::Tcp => None,
+            Dial::Tls { name, .. } => Some(name),
+        };
+        f.debug_struct("Pipelined")
             .field("addr", &self.addr)
-            .field("name", &self.name)
+            .field("tls_name", &name)
             .field("idle", &self.idle)
             .finish_non_exhaustive()
     }
@@ -120,28 +138,80 @@ impl Drop for Unregister<'_> {
     }
 }
 
-impl Tls {
+impl Pipelined {
     /// TLS to `addr`, whose certificate must be valid for `name` (config
     /// loading checked it is a valid server name; were it not, the
     /// certificate would be checked against the address, never not at all).
-    pub fn new(
+    pub fn tls(
         addr: SocketAddr,
         name: &str,
         config: Arc<ClientConfig>,
         idle: Duration,
         stats: Arc<ServerStats>,
-    ) -> Tls {
+    ) -> Pipelined {
         let name = ServerName::try_from(name.to_owned())
             .unwrap_or_else(|_| ServerName::IpAddress(addr.ip().into()));
         stats.set_tls();
-        Tls {
+        Pipelined {
             addr,
-            name,
-            connector: TlsConnector::from(config),
+            dial: Dial::Tls {
+                name,
+                connector: TlsConnector::from(config),
+            },
             idle,
             stats,
             conn: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Plain TCP to `addr`, closed after `idle` without queries.
+    pub fn tcp(addr: SocketAddr, idle: Duration, stats: Arc<ServerStats>) -> Pipelined {
+        Pipelined {
+            addr,
+            dial: Dial::Tcp,
+            idle,
+            stats,
+            conn: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Opens the byte stream: TCP, and the TLS handshake for `tls://`.
+    async fn dial(&self) -> Result<(ReadSide, Box<dyn AsyncWrite + Send + Unpin>), UpstreamError> {
+        let tls = matches!(self.dial, Dial::Tls { .. });
+        let tcp = match TcpStream::connect(self.addr).await {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                if tls {
+                    self.stats.tls_connection(false);
+                }
+                return Err(e.into());
+            }
+        };
+        tcp.set_nodelay(true)?;
+        let Dial::Tls { name, connector } = &self.dial else {
+            tracing::debug!(server = %self.addr, "TCP connection to upstream open");
+            let (read, write) = tokio::io::split(tcp);
+            return Ok((Box::new(read), Box::new(write)));
+        };
+        let stream = match connector.connect(name.clone(), tcp).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.stats.tls_connection(false);
+                // Certificate problems come back as InvalidData with rustls's
+                // reason ("certificate not valid for name ...", "UnknownIssuer").
+                tracing::warn!(
+                    server = %self.addr,
+                    name = ?name,
+                    error = %e,
+                    "TLS handshake with upstream failed"
+                );
+                return Err(e.into());
+            }
+        };
+        self.stats.tls_connection(true);
+        tracing::debug!(server = %self.addr, "TLS connection to upstream open");
+        let (read, write) = tokio::io::split(stream);
+        Ok((Box::new(read), Box::new(write)))
     }
 
     /// The open connection, or a new one.
@@ -153,32 +223,7 @@ impl Tls {
             return Ok(c.clone());
         }
         *slot = None;
-        let tcp = match TcpStream::connect(self.addr).await {
-            Ok(tcp) => tcp,
-            Err(e) => {
-                self.stats.tls_connection(false);
-                return Err(e.into());
-            }
-        };
-        tcp.set_nodelay(true)?;
-        let stream = match self.connector.connect(self.name.clone(), tcp).await {
-            Ok(s) => s,
-            Err(e) => {
-                self.stats.tls_connection(false);
-                // Certificate problems come back as InvalidData with rustls's
-                // reason ("certificate not valid for name ...", "UnknownIssuer").
-                tracing::warn!(
-                    server = %self.addr,
-                    name = ?self.name,
-                    error = %e,
-                    "TLS handshake with upstream failed"
-                );
-                return Err(e.into());
-            }
-        };
-        self.stats.tls_connection(true);
-        tracing::debug!(server = %self.addr, "TLS connection to upstream open");
-        let (read, write) = tokio::io::split(stream);
+        let (read, write) = self.dial().await?;
         let waiting: Arc<Waiters> = Arc::default();
         let closed = Arc::new(AtomicBool::new(false));
         let writer = Arc::new(tokio::sync::Mutex::new(write));
@@ -241,12 +286,12 @@ impl Tls {
             if conn.closed.load(Ordering::Acquire) {
                 return Err(Retry::Stale(UpstreamError::Io(std::io::Error::new(
                     std::io::ErrorKind::ConnectionAborted,
-                    "TLS connection to upstream closed",
+                    "connection to upstream closed",
                 ))));
             }
             if waiting.len() >= MAX_IN_FLIGHT {
                 return Err(Retry::Fatal(UpstreamError::Io(std::io::Error::other(
-                    "too many queries in flight on the TLS connection",
+                    "too many queries in flight on the upstream connection",
                 ))));
             }
             let mut id: u16 = rand::random();
@@ -262,7 +307,7 @@ impl Tls {
         };
         wire::set_id(packet, id);
         // RFC 7858 §3.3 / RFC 1035 §4.2.2: two-byte length, then the message,
-        // in one write so the server gets both in one TLS record.
+        // in one write so the server gets both in one segment (or TLS record).
         let mut framed = Vec::with_capacity(packet.len() + 2);
         framed.extend_from_slice(&(packet.len() as u16).to_be_bytes());
         framed.extend_from_slice(packet);
@@ -281,7 +326,7 @@ impl Tls {
         rx.await.map_err(|_| {
             stale(UpstreamError::Io(std::io::Error::new(
                 std::io::ErrorKind::ConnectionAborted,
-                "TLS connection to upstream closed before the answer",
+                "connection to upstream closed before the answer",
             )))
         })
     }
@@ -302,7 +347,7 @@ impl Retry {
 }
 
 /// One length-prefixed message (RFC 1035 §4.2.2).
-async fn read_frame(read: &mut ReadHalf<TlsStream<TcpStream>>) -> std::io::Result<Vec<u8>> {
+async fn read_frame(read: &mut ReadSide) -> std::io::Result<Vec<u8>> {
     let len = read.read_u16().await? as usize;
     let mut buf = vec![0u8; len];
     read.read_exact(&mut buf).await?;
@@ -312,7 +357,7 @@ async fn read_frame(read: &mut ReadHalf<TlsStream<TcpStream>>) -> std::io::Resul
 /// Delivers answers to their waiters until the connection ends: closed by
 /// the server, failed, or idle for `idle` with nobody waiting.
 async fn reader(
-    mut read: ReadHalf<TlsStream<TcpStream>>,
+    mut read: ReadSide,
     writer: Arc<Writer>,
     waiting: Arc<Waiters>,
     closed: Arc<AtomicBool>,
@@ -358,7 +403,7 @@ async fn reader(
         }
     };
     closed.store(true, Ordering::Release);
-    tracing::debug!(server = %addr, reason = %why, "TLS connection to upstream closed");
+    tracing::debug!(server = %addr, reason = %why, "connection to upstream closed");
     // Dropping the senders releases every query still waiting on this connection.
     waiting.lock().unwrap_or_else(|e| e.into_inner()).clear();
     // close_notify and FIN now, not when the next query replaces the connection.

@@ -346,3 +346,48 @@ async fn udp_replies_never_exceed_server_udp_payload() {
     let reply = d.udp(&q(zone::MANY, RecordType::AAAA).edns(4096)).await;
     assert_cut_to(&reply, 600);
 }
+
+// ---- TCP upstream reuse (RFC 7766 §6.2.1) ----
+
+/// The distinct TCP connections (source ports) the upstream saw queries on.
+fn tcp_connections(d: &Dns64d) -> std::collections::HashSet<std::net::SocketAddr> {
+    d.upstream
+        .seen()
+        .iter()
+        .filter(|s| s.transport == Transport::Tcp)
+        .map(|s| s.source)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_fallback_queries_share_one_upstream_tcp_connection() {
+    let d = Dns64d::start("[cache]\nenabled = false").await;
+    d.upstream
+        .on(zone::DUAL, Some(RecordType::TXT), Action::Truncated);
+    // One after another, then twenty at once (pipelined on the connection).
+    for _ in 0..5 {
+        let reply = d.udp(&q(zone::DUAL, RecordType::TXT)).await;
+        assert!(!reply.tc());
+        assert_eq!(reply.answers_of(RecordType::TXT).len(), 1);
+    }
+    let mut at_once = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (addr, packet) = (d.addr, q(zone::DUAL, RecordType::TXT).bytes());
+        at_once.spawn(async move { crate::support::client::udp(addr, &packet).await });
+    }
+    while let Some(reply) = at_once.join_next().await {
+        assert_eq!(reply.unwrap().answers_of(RecordType::TXT).len(), 1);
+    }
+    let tcp_queries = d
+        .upstream
+        .asked(zone::DUAL, RecordType::TXT)
+        .iter()
+        .filter(|s| s.transport == Transport::Tcp)
+        .count();
+    assert_eq!(tcp_queries, 25);
+    assert_eq!(
+        tcp_connections(&d).len(),
+        1,
+        "one connection for every TCP query"
+    );
+}
