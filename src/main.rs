@@ -125,6 +125,15 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> ExitCode {
             );
         }
     }
+    let unserved = cfg.ipv4_listeners_without_dns64();
+    if !unserved.is_empty() {
+        tracing::warn!(
+            listen = ?unserved,
+            "IPv4 listen addresses but dns64.clients lists no IPv4 range: IPv4 clients get plain \
+             forwarding, with A records and no synthesis; add an IPv4 range (e.g. \"0.0.0.0/0\") \
+             to dns64.clients if they should get DNS64"
+        );
+    }
     let summary = format!(
         "listen={:?} upstreams={:?} prefixes=[{}] filter.a={:?}",
         cfg.server.listen,

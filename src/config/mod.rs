@@ -385,6 +385,22 @@ fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Er
 }
 
 impl Config {
+    /// IPv4 listen addresses whose clients get no DNS64 because
+    /// `dns64.clients` lists no IPv4 range: an IPv4 client is then answered
+    /// like a plain forwarder would, A records and all. Usually a mistake
+    /// (CoreDNS users hit it in coredns#3837 and #4808), so start-up warns.
+    pub fn ipv4_listeners_without_dns64(&self) -> Vec<SocketAddr> {
+        if self.dns64.clients.iter().any(|n| matches!(n, IpNet::V4(_))) {
+            return Vec::new();
+        }
+        self.server
+            .listen
+            .iter()
+            .copied()
+            .filter(SocketAddr::is_ipv4)
+            .collect()
+    }
+
     /// Loads a TOML file (or the embedded default when `path` is `None`),
     /// then applies `DNS64D__SECTION__KEY` environment overrides.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {

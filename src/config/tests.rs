@@ -134,3 +134,24 @@ fn wkp_with_private_mapped_space_is_detected() {
     let c = Config::from_toml(&format!("{MIN}[dns64]\nmapped=[\"198.51.100.0/24\"]\n")).unwrap();
     assert!(!c.dns64.wkp_maps_private_space());
 }
+
+#[test]
+fn ipv4_listeners_are_reported_when_dns64_clients_lists_no_ipv4_range() {
+    let c = Config::from_toml(&format!(
+        "{MIN}[server]\nlisten = [\"[::1]:5353\", \"127.0.0.1:5353\"]\n[dns64]\nclients = [\"::/0\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.ipv4_listeners_without_dns64(),
+        vec!["127.0.0.1:5353".parse::<SocketAddr>().unwrap()]
+    );
+}
+
+#[test]
+fn ipv4_listeners_are_not_reported_when_dns64_clients_lists_an_ipv4_range() {
+    let c = Config::from_toml(&format!(
+        "{MIN}[server]\nlisten = [\"127.0.0.1:5353\"]\n[dns64]\nclients = [\"::/0\", \"10.0.0.0/8\"]\n"
+    ))
+    .unwrap();
+    assert!(c.ipv4_listeners_without_dns64().is_empty());
+}

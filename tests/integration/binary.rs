@@ -234,6 +234,18 @@ async fn the_binary_warns_once_when_the_well_known_prefix_may_map_private_ipv4()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_binary_warns_when_it_listens_on_ipv4_and_dns64_clients_has_no_ipv4_range() {
+    let upstream = Upstream::start().await;
+    let config = "[dns64]\nclients = [\"::/0\"]\nstrict_rfc6052 = true";
+    let running = Running::start(&upstream, config).await;
+    running.a_query().await;
+    running.settle_log().await;
+    let warnings = running.warnings();
+    assert_eq!(warnings.len(), 1, "{}", running.log());
+    assert!(warnings[0].contains("no IPv4 range"), "{}", running.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_binary_does_not_warn_when_strict_rfc6052_is_set() {
     let upstream = Upstream::start().await;
     let config = format!("{DNS64_ON_LOOPBACK}\nstrict_rfc6052 = true");
