@@ -196,3 +196,64 @@ async fn metrics_count_queries_turned_away_past_max_inflight() {
     })
     .await;
 }
+
+/// Writes `raw` to the control endpoint and reads until it closes or `want`
+/// responses have arrived; returns what was read.
+async fn raw_exchange(d: &Dns64d, raw: &[u8], want: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(endpoint(d)).await.unwrap();
+    s.write_all(raw).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        loop {
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got);
+            if n == 0 || text.matches("HTTP/1.1 ").count() >= want && text.ends_with('\n') {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(3), read)
+        .await
+        .expect("the control endpoint answered");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn a_malformed_control_request_gets_400_and_the_endpoint_keeps_serving() {
+    let d = Dns64d::start(WITH_METRICS).await;
+    let text = raw_exchange(&d, b"\x00\x01garbage\r\n\r\n", 1).await;
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    let (status, _) = http::get(endpoint(&d), "/health").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn an_oversized_control_request_head_gets_431() {
+    let d = Dns64d::start(WITH_METRICS).await;
+    let mut req = b"GET /metrics HTTP/1.1\r\nX-Pad: ".to_vec();
+    req.extend(std::iter::repeat_n(b'a', 16 * 1024));
+    req.extend_from_slice(b"\r\n\r\n");
+    let text = raw_exchange(&d, &req, 1).await;
+    assert!(text.starts_with("HTTP/1.1 431"), "{text}");
+}
+
+#[tokio::test]
+async fn a_scraper_can_keep_its_connection_for_several_requests() {
+    let d = Dns64d::start(WITH_METRICS).await;
+    let two = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    let text = raw_exchange(&d, two, 2).await;
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 2, "{text}");
+    assert!(text.contains("version=0.0.4"), "{text}");
+}
+
+#[tokio::test]
+async fn a_wrong_method_on_a_control_path_gets_405() {
+    let d = Dns64d::start(WITH_METRICS).await;
+    let (status, _) = http::request(endpoint(&d), "DELETE", "/metrics").await;
+    assert_eq!(status, 405);
+    let (status, _) = http::get(endpoint(&d), "/nothing-here").await;
+    assert_eq!(status, 404);
+}
