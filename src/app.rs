@@ -20,7 +20,7 @@ use crate::discovery::{self, DiscoveryError, Learned};
 use crate::listen::{self, Bound, Shared};
 use crate::metrics::{Metrics, PrefixSource, names};
 use crate::pipeline::Pipeline;
-use crate::upstream::Upstream;
+use crate::upstream::Upstreams;
 use crate::worker::Workers;
 
 /// Probe interval while no upstream has answered yet.
@@ -165,7 +165,7 @@ impl Server {
         let mut next_discovery = config.dns64.discovery_min_interval;
         if config.dns64.prefixes.discover {
             // RFC 7050 §3 at start-up, straight to the upstream servers.
-            let upstream = Upstream::new(&config.upstream, &metrics);
+            let upstream = Upstreams::new(&config.upstream, &metrics);
             match discovery::discover(&upstream).await {
                 Ok(l) => {
                     tracing::info!(
@@ -412,7 +412,7 @@ async fn discoverer(inner: Arc<Inner>, shutdown: CancellationToken) {
         let pipeline = inner.pipeline.load_full();
         let result = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = discovery::discover(pipeline.upstream()) => r,
+            r = discovery::discover(pipeline.upstreams()) => r,
         };
         drop(pipeline);
         inner.discovered(result);
@@ -484,13 +484,14 @@ impl Inner {
     }
 }
 
-/// Keeps `/ready` current: 200 once any upstream answers a probe.
+/// Keeps `/ready` current: 200 once every upstream group (the default
+/// one and each `[[upstream.zone]]`) has a server that answers a probe.
 async fn prober(inner: Arc<Inner>, shutdown: CancellationToken) {
     loop {
         let pipeline = inner.pipeline.load_full();
         let ready = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = pipeline.upstream().probe() => r,
+            r = pipeline.upstreams().probe() => r,
         };
         if ready != inner.ready.swap(ready, Ordering::Relaxed) {
             tracing::info!(ready, "upstream readiness changed");

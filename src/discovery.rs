@@ -26,7 +26,7 @@ use ipnet::Ipv6Net;
 use crate::config::Dns64Config;
 use crate::dns64::IPV4ONLY_ADDRS;
 use crate::types::{PREFIX_LENGTHS, Prefix};
-use crate::upstream::{Upstream, UpstreamError};
+use crate::upstream::{UpstreamError, Upstreams};
 
 /// The name RFC 7050 §2.2 reserves for discovery.
 pub const IPV4ONLY_ARPA: &str = "ipv4only.arpa.";
@@ -74,9 +74,10 @@ pub fn query() -> Vec<u8> {
     q
 }
 
-/// Asks `upstream` once (its own attempts and failover apply) and reads
-/// the prefixes out of the reply.
-pub async fn discover(upstream: &Upstream) -> Result<Learned, DiscoveryError> {
+/// Asks `upstream` once (the group `ipv4only.arpa.` goes to: the default
+/// one unless a `[[upstream.zone]]` covers it; its attempts and failover
+/// apply) and reads the prefixes out of the reply.
+pub async fn discover(upstream: &Upstreams) -> Result<Learned, DiscoveryError> {
     let reply = upstream.query(&query()).await?;
     pref64(&reply.bytes)
 }

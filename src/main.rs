@@ -58,7 +58,7 @@ fn check_config(path: Option<PathBuf>, explain: Option<String>) -> ExitCode {
             }
             Some(name) => match dns64d::policy::explain(&cfg, &name) {
                 Ok(text) => {
-                    print!("{text}");
+                    print!("{text}{}", dns64d::upstream::explain(&cfg, &name));
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -252,7 +252,9 @@ pub struct Metrics {
     refused: AtomicU64,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
-    servers: Mutex<Vec<(SocketAddr, Arc<ServerStats>)>>,
+    /// Per forwarding zone (`.` for `upstream.servers`) and server: the
+    /// same address in two zones is two groups with separate health.
+    servers: Mutex<Vec<(String, SocketAddr, Arc<ServerStats>)>>,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
     cache_stale: AtomicU64,
@@ -353,14 +355,15 @@ impl Metrics {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The stats slot of an upstream server (control path: once per config).
-    pub fn server(&self, addr: SocketAddr) -> Arc<ServerStats> {
+    /// The stats slot of an upstream server of forwarding zone `zone`
+    /// (`.` for the default group; control path: once per config).
+    pub fn server(&self, zone: &str, addr: SocketAddr) -> Arc<ServerStats> {
         let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, s)) = servers.iter().find(|(a, _)| *a == addr) {
+        if let Some((_, _, s)) = servers.iter().find(|(z, a, _)| *a == addr && z == zone) {
             return s.clone();
         }
         let s = Arc::new(ServerStats::default());
-        servers.push((addr, s.clone()));
+        servers.push((zone.to_owned(), addr, s.clone()));
         s
     }
 
@@ -478,13 +481,13 @@ impl Metrics {
             &mut out,
             names::UPSTREAM_REQUESTS,
             "counter",
-            "Upstream exchanges, by server and result.",
+            "Upstream exchanges, by forwarding zone, server and result.",
         );
-        for (addr, s) in &servers {
+        for (zone, addr, s) in &servers {
             for (i, result) in UPSTREAM_RESULTS.iter().enumerate() {
                 let _ = writeln!(
                     out,
-                    "{}{{server=\"{addr}\",result=\"{result}\"}} {}",
+                    "{}{{zone=\"{zone}\",server=\"{addr}\",result=\"{result}\"}} {}",
                     names::UPSTREAM_REQUESTS,
                     load(&s.results[i])
                 );
@@ -496,10 +499,10 @@ impl Metrics {
             "counter",
             "Upstream replies dropped for a wrong ID or question (spoofing or late replies).",
         );
-        for (addr, s) in &servers {
+        for (zone, addr, s) in &servers {
             let _ = writeln!(
                 out,
-                "{}{{server=\"{addr}\"}} {}",
+                "{}{{zone=\"{zone}\",server=\"{addr}\"}} {}",
                 names::UPSTREAM_MISMATCHED,
                 load(&s.mismatched)
             );
@@ -510,14 +513,14 @@ impl Metrics {
             "counter",
             "DNS-over-TLS connections to upstream servers opened (ok) or failed to open (failed: connect, handshake or certificate).",
         );
-        for (addr, s) in servers
+        for (zone, addr, s) in servers
             .iter()
-            .filter(|(_, s)| s.tls.load(Ordering::Relaxed))
+            .filter(|(_, _, s)| s.tls.load(Ordering::Relaxed))
         {
             for (result, c) in [("ok", &s.tls_opened), ("failed", &s.tls_failed)] {
                 let _ = writeln!(
                     out,
-                    "{}{{server=\"{addr}\",result=\"{result}\"}} {}",
+                    "{}{{zone=\"{zone}\",server=\"{addr}\",result=\"{result}\"}} {}",
                     names::UPSTREAM_TLS_CONNECTIONS,
                     load(c)
                 );
@@ -527,13 +530,13 @@ impl Metrics {
             &mut out,
             names::UPSTREAM_DURATION,
             "histogram",
-            "Upstream exchange time, by server.",
+            "Upstream exchange time, by forwarding zone and server.",
         );
-        for (addr, s) in &servers {
+        for (zone, addr, s) in &servers {
             s.duration.render(
                 &mut out,
                 names::UPSTREAM_DURATION,
-                &format!("server=\"{addr}\""),
+                &format!("zone=\"{zone}\",server=\"{addr}\""),
             );
         }
         single(
@@ -659,19 +662,36 @@ mod tests {
     #[test]
     fn upstream_servers_keep_their_slot_across_lookups() {
         let m = Metrics::default();
-        let a = m.server("127.0.0.1:53".parse().unwrap());
+        let a = m.server(".", "127.0.0.1:53".parse().unwrap());
         a.exchange(UpstreamResult::Timeout, Duration::from_secs(2));
-        let again = m.server("127.0.0.1:53".parse().unwrap());
+        let again = m.server(".", "127.0.0.1:53".parse().unwrap());
         again.exchange(UpstreamResult::Ok, Duration::from_millis(1));
         let text = m.render();
         assert!(text.contains(
-            "dns64d_upstream_requests_total{server=\"127.0.0.1:53\",result=\"timeout\"} 1"
+            "dns64d_upstream_requests_total{zone=\".\",server=\"127.0.0.1:53\",result=\"timeout\"} 1"
         ));
-        assert!(
-            text.contains(
-                "dns64d_upstream_requests_total{server=\"127.0.0.1:53\",result=\"ok\"} 1"
-            )
-        );
-        assert!(text.contains("dns64d_upstream_duration_seconds_count{server=\"127.0.0.1:53\"} 2"));
+        assert!(text.contains(
+            "dns64d_upstream_requests_total{zone=\".\",server=\"127.0.0.1:53\",result=\"ok\"} 1"
+        ));
+        assert!(text.contains(
+            "dns64d_upstream_duration_seconds_count{zone=\".\",server=\"127.0.0.1:53\"} 2"
+        ));
+    }
+
+    #[test]
+    fn one_server_in_two_zones_has_two_slots_labelled_by_zone() {
+        let m = Metrics::default();
+        let addr = "127.0.0.1:53".parse().unwrap();
+        m.server(".", addr)
+            .exchange(UpstreamResult::Ok, Duration::from_millis(1));
+        m.server("cluster.local.", addr)
+            .exchange(UpstreamResult::Timeout, Duration::from_secs(1));
+        let text = m.render();
+        assert!(text.contains(
+            "dns64d_upstream_requests_total{zone=\"cluster.local.\",server=\"127.0.0.1:53\",result=\"timeout\"} 1"
+        ), "{text}");
+        assert!(text.contains(
+            "dns64d_upstream_requests_total{zone=\".\",server=\"127.0.0.1:53\",result=\"timeout\"} 0"
+        ), "{text}");
     }
 }

@@ -139,14 +139,17 @@ impl TryFrom<RawConfig> for Config {
                 "at least one upstream server is needed",
             ));
         }
+        let timeout = positive("upstream.timeout", u.timeout, DEFAULT_UPSTREAM_TIMEOUT)?;
+        let attempts = match u.attempts {
+            None => DEFAULT_UPSTREAM_ATTEMPTS,
+            Some(v) if (1..=MAX_UPSTREAM_ATTEMPTS as u64).contains(&v) => v as u32,
+            Some(v) => return Err(invalid("upstream.attempts", v, "must be 1..=10")),
+        };
+        let zones = super::zones::parse(u.zone.unwrap_or_default(), timeout, attempts)?;
         let upstream = UpstreamConfig {
             servers,
-            timeout: positive("upstream.timeout", u.timeout, DEFAULT_UPSTREAM_TIMEOUT)?,
-            attempts: match u.attempts {
-                None => DEFAULT_UPSTREAM_ATTEMPTS,
-                Some(v) if (1..=10).contains(&v) => v as u32,
-                Some(v) => return Err(invalid("upstream.attempts", v, "must be 1..=10")),
-            },
+            timeout,
+            attempts,
             send_ecs: u.send_ecs.unwrap_or(false),
             socket_pool: match u.socket_pool {
                 None => DEFAULT_SOCKET_POOL,
@@ -167,6 +170,7 @@ impl TryFrom<RawConfig> for Config {
                 u.tls_idle_timeout,
                 DEFAULT_TLS_IDLE_TIMEOUT,
             )?,
+            zones,
         };
 
         let d = raw.dns64;
@@ -411,7 +415,7 @@ fn interval(
 }
 
 /// Lower-cases a zone suffix and makes it fully qualified; checks label lengths.
-fn normalize_suffix(s: &str) -> Result<String, String> {
+pub(super) fn normalize_suffix(s: &str) -> Result<String, String> {
     let s = s.trim().to_ascii_lowercase();
     if s == "." || s.is_empty() {
         return Ok(".".into());

@@ -25,6 +25,7 @@ mod convert;
 mod raw;
 #[cfg(test)]
 mod tests;
+mod zones;
 
 pub use raw::{RawConfig, Seconds};
 
@@ -77,6 +78,8 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 /// Total upstream tries per query, across servers.
 pub const DEFAULT_UPSTREAM_ATTEMPTS: u32 = 2;
+/// Most upstream tries per query (`upstream.attempts`, a zone's `attempts`).
+pub const MAX_UPSTREAM_ATTEMPTS: u32 = 10;
 /// Upstream UDP sockets per server: 16 random ports × 16-bit IDs for a
 /// forger to guess, one send per query instead of five socket syscalls.
 pub const DEFAULT_SOCKET_POOL: usize = 16;
@@ -125,6 +128,14 @@ pub enum ConfigError {
     #[error("invalid value for `{key}`: {value:?}: {reason}")]
     Invalid {
         key: &'static str,
+        value: String,
+        reason: String,
+    },
+    /// A key inside a list of tables (`upstream.zone[1].suffix`): the same
+    /// as `Invalid`, with the entry's index in the key.
+    #[error("invalid value for `{key}`: {value:?}: {reason}")]
+    InvalidAt {
+        key: String,
         value: String,
         reason: String,
     },
@@ -234,6 +245,71 @@ pub struct UpstreamConfig {
     pub tls_roots: Vec<CertificateDer<'static>>,
     /// A TLS connection with no query waiting is closed after this long.
     pub tls_idle_timeout: Duration,
+    /// `[[upstream.zone]]`: names under a suffix go to other servers (the
+    /// longest suffix wins); every other name goes to `servers`.
+    pub zones: Vec<ForwardZone>,
+}
+
+/// One `[[upstream.zone]]`: queries for names at or under `suffix` go to
+/// its own servers, an upstream group of its own (pool, health, failover).
+/// `socket_pool`, `tls_ca` and `tls_idle_timeout` are shared with `[upstream]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardZone {
+    /// Lower-case, fully qualified suffix (`cluster.local.`).
+    pub suffix: String,
+    pub servers: Vec<SocketAddr>,
+    /// The `tls://` servers among `servers`, with their certificate names.
+    pub tls_names: BTreeMap<SocketAddr, String>,
+    /// Per-attempt timeout; `upstream.timeout` unless the zone sets one.
+    pub timeout: Duration,
+    /// Tries per query; `upstream.attempts` unless the zone sets them.
+    pub attempts: u32,
+}
+
+impl ForwardZone {
+    /// The servers as written in the config (`tls://IP:PORT#NAME` for DoT).
+    pub fn server_names(&self) -> Vec<String> {
+        server_names(&self.servers, &self.tls_names)
+    }
+}
+
+impl UpstreamConfig {
+    /// `upstream.servers` with the top-level timeout and attempts, as the
+    /// zone `.` that every name no `[[upstream.zone]]` covers falls into.
+    pub fn default_zone(&self) -> ForwardZone {
+        ForwardZone {
+            suffix: ".".into(),
+            servers: self.servers.clone(),
+            tls_names: self.tls_names.clone(),
+            timeout: self.timeout,
+            attempts: self.attempts,
+        }
+    }
+
+    /// `upstream.servers` as written in the config.
+    pub fn server_names(&self) -> Vec<String> {
+        server_names(&self.servers, &self.tls_names)
+    }
+}
+
+fn server_names(servers: &[SocketAddr], tls: &BTreeMap<SocketAddr, String>) -> Vec<String> {
+    servers
+        .iter()
+        .map(|a| match tls.get(a) {
+            Some(name) => format!("tls://{a}#{name}"),
+            None => a.to_string(),
+        })
+        .collect()
+}
+
+/// A `[[upstream.zone]]` as `check-config` prints it.
+#[derive(Serialize)]
+struct ForwardZoneView {
+    suffix: String,
+    servers: Vec<String>,
+    #[serde(serialize_with = "ser_duration")]
+    timeout: Duration,
+    attempts: u32,
 }
 
 /// `[upstream]` as `check-config` prints it: in the syntax it is read
@@ -249,17 +325,23 @@ struct UpstreamView {
     tls_ca: Option<PathBuf>,
     #[serde(serialize_with = "ser_duration")]
     tls_idle_timeout: Duration,
+    /// Last: TOML writes arrays of tables after the plain keys.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    zone: Vec<ForwardZoneView>,
 }
 
 impl From<UpstreamConfig> for UpstreamView {
     fn from(u: UpstreamConfig) -> UpstreamView {
         UpstreamView {
-            servers: u
-                .servers
+            servers: u.server_names(),
+            zone: u
+                .zones
                 .iter()
-                .map(|a| match u.tls_names.get(a) {
-                    Some(name) => format!("tls://{a}#{name}"),
-                    None => a.to_string(),
+                .map(|z| ForwardZoneView {
+                    suffix: z.suffix.clone(),
+                    servers: z.server_names(),
+                    timeout: z.timeout,
+                    attempts: z.attempts,
                 })
                 .collect(),
             timeout: u.timeout,

@@ -123,6 +123,18 @@ pub(super) struct RawUpstream {
     pub(super) socket_pool: Option<u64>,
     pub(super) tls_ca: Option<String>,
     pub(super) tls_idle_timeout: Option<Seconds>,
+    pub(super) zone: Option<Vec<RawForwardZone>>,
+}
+
+/// One `[[upstream.zone]]` as written; `suffix` and `servers` are optional
+/// here so that a missing one is reported with the zone's index.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawForwardZone {
+    pub(super) suffix: Option<String>,
+    pub(super) servers: Option<Vec<String>>,
+    pub(super) timeout: Option<Seconds>,
+    pub(super) attempts: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -19,7 +19,7 @@ use crate::policy::{Policy, Rules, Treatment};
 use crate::ratelimit::RateLimiter;
 use crate::reply::Client;
 use crate::types::{Prefix, ZonePolicy};
-use crate::upstream::{Reply, Resume, Upstream};
+use crate::upstream::{Reply, Resume, Upstream, Upstreams};
 use crate::wire::{self, Query, WireError, ede, rcode};
 
 mod fast;
@@ -55,7 +55,8 @@ impl From<Transport> for metrics::Proto {
 pub struct Pipeline {
     policy: Policy,
     dns64: Dns64,
-    upstream: Upstream,
+    /// The default group and one per `[[upstream.zone]]`.
+    upstream: Upstreams,
     metrics: Arc<Metrics>,
     udp_payload: u16,
     negative_ttl: u32,
@@ -160,7 +161,7 @@ impl Pipeline {
             all_prefixes: policy.all_prefixes(),
             policy,
             dns64: Dns64::new(&cfg.dns64),
-            upstream: Upstream::new(&cfg.upstream, &metrics),
+            upstream: Upstreams::new(&cfg.upstream, &metrics),
             cache: cfg.cache.enabled.then(|| {
                 let cache = Arc::new(Cache::new(&cfg.cache));
                 let gauge = cache.clone();
@@ -174,7 +175,8 @@ impl Pipeline {
                 .then(|| RateLimiter::new(cfg.server.rate_limit, cfg.server.rate_limit_burst)),
             epoch: Instant::now(),
             // The relay speaks UDP only: with a TLS server among the
-            // servers, every forwarded query runs as a task.
+            // default servers, every forwarded query runs as a task (a
+            // zone's servers are asked by tasks anyway).
             relay_sockets: if cfg.upstream.tls_names.is_empty() {
                 (cfg.upstream.socket_pool / cfg.server.workers.max(1)).clamp(
                     usize::from(cfg.upstream.socket_pool > 0),
@@ -373,8 +375,13 @@ impl Pipeline {
         })
     }
 
-    /// The upstream pool (the readiness prober uses it).
+    /// The default upstream group, the one the receive loops' relays serve.
     pub fn upstream(&self) -> &Upstream {
+        self.upstream.default_group()
+    }
+
+    /// Every upstream group (the readiness prober and discovery use them).
+    pub fn upstreams(&self) -> &Upstreams {
         &self.upstream
     }
 }

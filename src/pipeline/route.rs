@@ -47,8 +47,10 @@ impl Pipeline {
     }
 
     /// True when the relay can run `f`: its first upstream question is the
-    /// client's own bytes (no ECS option to take off, RFC 7871 §7.1.2), and
-    /// its route finishes on the wire in the common shapes.
+    /// client's own bytes (no ECS option to take off, RFC 7871 §7.1.2), its
+    /// route finishes on the wire in the common shapes, and its name goes
+    /// to the default upstream group (the relay's; a `[[upstream.zone]]`
+    /// name is asked by a task, from its zone's group).
     pub(super) fn relayable(&self, f: &Front<'_>) -> bool {
         let q = &f.query;
         let route = match self.route(f.dns64, q, &f.rules) {
@@ -60,6 +62,10 @@ impl Pipeline {
             Route::Ipv4only | Route::Ptr => false,
         };
         let no_ecs = q.edns.is_none_or(|e| e.ecs.is_none());
-        self.relay_sockets > 0 && f.transport == Transport::Udp && route && no_ecs
+        self.relay_sockets > 0
+            && f.transport == Transport::Udp
+            && route
+            && no_ecs
+            && !self.upstream.in_zone(q.qname())
     }
 }

@@ -29,8 +29,11 @@ use tokio::time::timeout_at;
 mod pool;
 pub mod relay;
 mod tls;
+mod zone;
 
-use crate::config::UpstreamConfig;
+pub use zone::{Upstreams, explain, longest_suffix};
+
+use crate::config::{ForwardZone, UpstreamConfig};
 use crate::metrics::{Metrics, ServerStats, UpstreamResult};
 use crate::types::unspecified_for;
 use crate::wire::{self, HEADER_LEN, Header, rcode};
@@ -99,7 +102,8 @@ struct Server {
     down_until: AtomicU64,
 }
 
-/// The upstream pool.
+/// One upstream group: the servers of `upstream.servers` or of one
+/// `[[upstream.zone]]`, with their sockets, health and failover.
 #[derive(Debug)]
 pub struct Upstream {
     servers: Vec<Server>,
@@ -109,38 +113,47 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// A pool over `cfg.servers`, tried in order of health.
+    /// The default group: `cfg.servers`, tried in order of health.
     pub fn new(cfg: &UpstreamConfig, metrics: &Metrics) -> Upstream {
-        let tls_config = (!cfg.tls_names.is_empty()).then(|| tls::client_config(&cfg.tls_roots));
+        Upstream::group(cfg, &cfg.default_zone(), metrics)
+    }
+
+    /// The group of `zone` (its servers, timeout and attempts); sockets
+    /// and TLS settings come from `cfg`, counters are labelled with the
+    /// zone's suffix.
+    pub fn group(cfg: &UpstreamConfig, zone: &ForwardZone, metrics: &Metrics) -> Upstream {
+        let tls_config = (!zone.tls_names.is_empty()).then(|| tls::client_config(&cfg.tls_roots));
+        let label = zone.suffix.as_str();
         Upstream {
-            servers: cfg
+            servers: zone
                 .servers
                 .iter()
                 .map(|&addr| {
-                    let tls = cfg.tls_names.get(&addr).and_then(|name| {
+                    let stats = metrics.server(label, addr);
+                    let tls = zone.tls_names.get(&addr).and_then(|name| {
                         let config = tls_config.clone()?;
                         Some(tls::Pipelined::tls(
                             addr,
                             name,
                             config,
                             cfg.tls_idle_timeout,
-                            metrics.server(addr),
+                            stats.clone(),
                         ))
                     });
                     Server {
                         addr,
-                        stats: metrics.server(addr),
                         pool: (cfg.socket_pool > 0 && tls.is_none())
-                            .then(|| pool::Pool::new(addr, cfg.socket_pool, metrics.server(addr))),
+                            .then(|| pool::Pool::new(addr, cfg.socket_pool, stats.clone())),
                         tls,
-                        tcp: tls::Pipelined::tcp(addr, cfg.tls_idle_timeout, metrics.server(addr)),
+                        tcp: tls::Pipelined::tcp(addr, cfg.tls_idle_timeout, stats.clone()),
+                        stats,
                         failures: AtomicU32::new(0),
                         down_until: AtomicU64::new(0),
                     }
                 })
                 .collect(),
-            timeout: cfg.timeout,
-            attempts: cfg.attempts,
+            timeout: zone.timeout,
+            attempts: zone.attempts,
             epoch: Instant::now(),
         }
     }
