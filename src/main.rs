@@ -135,9 +135,15 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> ExitCode {
         );
     }
     let summary = format!(
-        "listen={:?} upstreams={:?} prefixes=[{}] filter.a={:?}",
+        "listen={:?} upstreams={:?} zones=[{}] prefixes=[{}] filter.a={:?}",
         cfg.server.listen,
         cfg.upstream.servers,
+        cfg.upstream
+            .zones
+            .iter()
+            .map(|z| format!("{} -> {}", z.suffix, z.server_names().join(" ")))
+            .collect::<Vec<_>>()
+            .join(", "),
         cfg.dns64.prefixes.names().join(", "),
         cfg.filter.a
     );

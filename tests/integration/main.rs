@@ -56,3 +56,6 @@ mod discovery;
 
 /// DNS over TLS upstreams (RFC 7858).
 mod tls;
+
+/// Per-zone forwarding (`[[upstream.zone]]`).
+mod zones;

@@ -140,7 +140,7 @@ impl TlsFront {
 /// The `dns64d_upstream_tls_connections_total` series of `front`.
 fn tls_connections(front: &TlsFront, result: &str) -> String {
     format!(
-        "dns64d_upstream_tls_connections_total{{server=\"{}\",result=\"{result}\"}}",
+        "dns64d_upstream_tls_connections_total{{zone=\".\",server=\"{}\",result=\"{result}\"}}",
         front.addr
     )
 }
@@ -193,7 +193,7 @@ async fn a_certificate_not_valid_for_the_name_fails_and_the_query_is_servfail() 
     assert_eq!(front.connections(), 0, "no handshake completed");
     assert_eq!(d.upstream.total_received(), 0);
     let series = format!(
-        "dns64d_upstream_requests_total{{server=\"{}\",result=\"io_error\"}}",
+        "dns64d_upstream_requests_total{{zone=\".\",server=\"{}\",result=\"io_error\"}}",
         front.addr
     );
     assert!(d.counter(&series) >= 1, "{series} counts the failures");
@@ -439,7 +439,7 @@ async fn forged_answers_on_the_tls_connection_are_dropped_and_the_real_one_is_us
     let only = d.udp(&q(zone::AAAA_ONLY, RecordType::AAAA)).await;
     assert_eq!(only.aaaa(), vec![zone::AAAA_ONLY_AAAA]);
     let series = format!(
-        "dns64d_upstream_mismatched_total{{server=\"{}\"}}",
+        "dns64d_upstream_mismatched_total{{zone=\".\",server=\"{}\"}}",
         front.addr
     );
     assert_eq!(d.counter(&series), 2, "both forgeries counted");
@@ -565,7 +565,7 @@ async fn unbound_as_a_dot_upstream_answers_with_synthesis_over_one_connection() 
         assert_eq!(reply.aaaa(), vec![wkp(zone::A_ONLY_ADDRS[0].0)]);
     }
     let opened = format!(
-        "dns64d_upstream_tls_connections_total{{server=\"{}\",result=\"ok\"}}",
+        "dns64d_upstream_tls_connections_total{{zone=\".\",server=\"{}\",result=\"ok\"}}",
         unbound.addr
     );
     assert_eq!(d.counter(&opened), 1, "six exchanges, one connection");
