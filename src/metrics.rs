@@ -2,7 +2,7 @@
 //! text rendering the control server serves.
 //!
 //! Every label comes from a closed set (transport, family, a fixed list of
-//! query types, RCODEs, drop reasons, configured upstream servers): never a
+//! query types, RCODEs, drop reasons, configured upstream servers and forwarding zones): never a
 //! query name or a client address, so cardinality is fixed. Counting is one
 //! relaxed `fetch_add` on an array slot: no locks, no maps on the hot path.
 //! Metric names are constants here and listed in the README.
