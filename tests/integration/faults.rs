@@ -292,7 +292,7 @@ async fn a_flood_of_forged_replies_leaves_the_real_answer_with_the_client_and_in
     let server = d.upstream.addr();
     assert!(
         d.counter(&format!(
-            "{}{{server=\"{server}\"}}",
+            "{}{{zone=\".\",server=\"{server}\"}}",
             names::UPSTREAM_MISMATCHED
         )) > 0,
         "wrong-ID replies from the upstream address are counted"
