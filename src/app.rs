@@ -77,6 +77,8 @@ struct Inner {
     pipeline: Arc<ArcSwap<Pipeline>>,
     metrics: Arc<Metrics>,
     ready: AtomicBool,
+    /// Set at the first SIGTERM: `/ready` answers 503 from then on.
+    draining: AtomicBool,
     /// Configured listen address → its sockets.
     listeners: Mutex<HashMap<SocketAddr, Listener>>,
     /// Set once `run` has started: what new listeners need.
@@ -153,9 +155,7 @@ impl Server {
         let control = match config.server.metrics {
             None => None,
             Some(addr) => {
-                let l = std::net::TcpListener::bind(addr)
-                    .map_err(|source| StartError::Metrics { addr, source })?;
-                l.set_nonblocking(true)
+                let l = listen::bind_control(addr)
                     .map_err(|source| StartError::Metrics { addr, source })?;
                 Some(l)
             }
@@ -208,6 +208,7 @@ impl Server {
                 pipeline,
                 metrics,
                 ready: AtomicBool::new(false),
+                draining: AtomicBool::new(false),
                 listeners: Mutex::new(listeners),
                 shared: OnceLock::new(),
                 workers: OnceLock::new(),
@@ -261,8 +262,30 @@ impl Server {
     }
 
     /// Serves until `shutdown` fires, then stops accepting and waits up to
-    /// `server.drain_timeout` for in-flight queries.
+    /// `server.drain_timeout` for in-flight queries. No grace period: for
+    /// embedding and tests; the binary uses [`run_until`](Server::run_until).
     pub async fn run(self, shutdown: CancellationToken) {
+        self.serve(Stop::new(), shutdown, Duration::ZERO).await
+    }
+
+    /// Serves until `stop.graceful` fires; then, draining (`/ready` answers
+    /// 503), keeps serving for `server.shutdown_grace` so a process sharing
+    /// the addresses (`SO_REUSEPORT`, the surge pod of a rolling update)
+    /// takes the load over; then stops accepting and drains as
+    /// [`run`](Server::run) does. `stop.now` ends it at once, at any point.
+    pub async fn run_until(self, stop: Stop) {
+        let grace = self
+            .inner
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .server
+            .shutdown_grace;
+        let graceful = stop.graceful.clone();
+        self.serve(stop, graceful, grace).await
+    }
+
+    async fn serve(self, stop: Stop, graceful: CancellationToken, grace: Duration) {
         let (max_inflight, max_tcp, idle, drain, probe, workers) = {
             let cfg = self.inner.config.lock().unwrap_or_else(|e| e.into_inner());
             (
@@ -274,6 +297,8 @@ impl Server {
                 cfg.server.workers,
             )
         };
+        // What the listeners stop on: the end of the grace period.
+        let shutdown = CancellationToken::new();
         let workers = Workers::start(workers);
         let _ = self.inner.workers.set(workers.handles().to_vec());
         let shared = Shared {
@@ -323,19 +348,55 @@ impl Server {
         }
         listeners.spawn(discoverer(self.inner.clone(), shutdown.clone()));
         listeners.close();
-        shutdown.cancelled().await;
-        listeners.wait().await;
-        shared.tracker.close();
-        if tokio::time::timeout(drain, shared.tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                remaining = shared.tracker.len(),
-                "drain timeout reached; exiting with queries in flight"
+        tokio::select! {
+            _ = graceful.cancelled() => {}
+            _ = stop.now.cancelled() => {}
+        }
+        self.inner.draining.store(true, Ordering::Relaxed);
+        if !grace.is_zero() && !stop.now.is_cancelled() {
+            tracing::info!(
+                ?grace,
+                "draining: /ready answers 503; serving for server.shutdown_grace before stopping"
             );
+            tokio::select! {
+                _ = tokio::time::sleep(grace) => {}
+                _ = stop.now.cancelled() => {}
+            }
+        }
+        shutdown.cancel();
+        let drained = async {
+            listeners.wait().await;
+            shared.tracker.close();
+            tokio::time::timeout(drain, shared.tracker.wait()).await
+        };
+        tokio::select! {
+            r = drained => if r.is_err() {
+                tracing::warn!(
+                    remaining = shared.tracker.len(),
+                    "drain timeout reached; exiting with queries in flight"
+                );
+            },
+            _ = stop.now.cancelled() => tracing::warn!(
+                remaining = shared.tracker.len(),
+                "second signal: exiting at once"
+            ),
         }
         workers.stop();
+    }
+}
+
+/// How [`Server::run_until`] is asked to stop (the binary's signals).
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    /// The first SIGTERM or SIGINT: drain, serve the grace period, stop.
+    pub graceful: CancellationToken,
+    /// A second one: stop at once, dropping what is in flight.
+    pub now: CancellationToken,
+}
+
+impl Stop {
+    pub fn new() -> Stop {
+        Stop::default()
     }
 }
 
@@ -600,9 +661,14 @@ impl Handle {
         map.values().map(|l| l.addr).collect()
     }
 
-    /// True once an upstream answered a readiness probe.
+    /// True once an upstream answered a readiness probe, until shutdown.
     pub fn is_ready(&self) -> bool {
-        self.inner.ready.load(Ordering::Relaxed)
+        self.inner.ready.load(Ordering::Relaxed) && !self.is_draining()
+    }
+
+    /// True from the first SIGTERM on (see [`Server::run_until`]).
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Relaxed)
     }
 }
 
@@ -613,6 +679,10 @@ impl Control for Handle {
 
     fn ready(&self) -> bool {
         self.is_ready()
+    }
+
+    fn draining(&self) -> bool {
+        self.is_draining()
     }
 
     fn reload(&self) -> Option<Result<(), String>> {

@@ -27,8 +27,11 @@ use tokio_util::sync::CancellationToken;
 pub trait Control: Send + Sync + 'static {
     /// The metrics text.
     fn metrics(&self) -> String;
-    /// True once config is loaded and an upstream answered.
+    /// True once config is loaded and an upstream answered, until shutdown.
     fn ready(&self) -> bool;
+    /// True once shutdown began: the process still serves, but a load
+    /// balancer or probe should stop counting on it.
+    fn draining(&self) -> bool;
     /// `Some(result)` when HTTP reload is enabled.
     fn reload(&self) -> Option<Result<(), String>>;
 }
@@ -103,7 +106,10 @@ fn route(control: &dyn Control, method: &Method, path: &str) -> Response<Full<By
         "/metrics" if get => respond(StatusCode::OK, METRICS_TEXT, control.metrics()),
         "/health" if get => text(StatusCode::OK, "ok\n"),
         "/ready" if get && control.ready() => text(StatusCode::OK, "ready\n"),
-        "/ready" if get => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        "/ready" if get && control.draining() => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+        }
+        "/ready" if get => text(StatusCode::SERVICE_UNAVAILABLE, "no upstream answered yet\n"),
         "/reload" if method == Method::POST => match control.reload() {
             None => text(
                 StatusCode::NOT_FOUND,
@@ -152,6 +158,9 @@ mod tests {
         }
         fn ready(&self) -> bool {
             self.ready
+        }
+        fn draining(&self) -> bool {
+            false
         }
         fn reload(&self) -> Option<Result<(), String>> {
             self.reload.clone()

@@ -5,9 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio_util::sync::CancellationToken;
 
-use dns64d::app::Server;
+use dns64d::app::{Server, Stop};
 use dns64d::config::{Config, LogFormat};
 
 #[derive(Debug, Parser)]
@@ -162,8 +161,8 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> ExitCode {
     if let Some(addr) = server.metrics_addr() {
         tracing::info!(%addr, "metrics on /metrics, probes on /health and /ready");
     }
-    let shutdown = CancellationToken::new();
-    let signals = shutdown.clone();
+    let stop = Stop::new();
+    let signals = stop.clone();
     let handle = server.handle();
     // Installed before serving starts: a query answered by another worker
     // thread proves the process is up, and a SIGHUP sent then must reload,
@@ -179,18 +178,27 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> ExitCode {
     tokio::spawn(async move {
         loop {
             tokio::select! {
-                _ = term.recv() => break,
-                _ = int.recv() => break,
+                _ = term.recv() => {}
+                _ = int.recv() => {}
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reloading the config");
                     // Errors are logged by reload; the old config keeps serving.
                     let _ = handle.reload();
+                    continue;
                 }
             }
+            if signals.graceful.is_cancelled() {
+                // The operator (or the kubelet's kill) does not want to wait.
+                tracing::warn!("second SIGTERM/SIGINT: stopping at once");
+                signals.now.cancel();
+                return;
+            }
+            tracing::info!(
+                "shutting down: serving for server.shutdown_grace, then draining in-flight queries"
+            );
+            signals.graceful.cancel();
         }
-        tracing::info!("shutting down: draining in-flight queries");
-        signals.cancel();
     });
-    server.run(shutdown).await;
+    server.run_until(stop).await;
     ExitCode::SUCCESS
 }

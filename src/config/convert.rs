@@ -40,6 +40,7 @@ impl TryFrom<RawConfig> for Config {
                 s.max_tcp_connections,
                 DEFAULT_MAX_TCP_CONNECTIONS,
             )?,
+            shutdown_grace: s.shutdown_grace.map_or(DEFAULT_SHUTDOWN_GRACE, |d| d.0),
             drain_timeout: s.drain_timeout.map_or(DEFAULT_DRAIN_TIMEOUT, |d| d.0),
             trusted_forwarders: parse_list(
                 "server.trusted_forwarders",

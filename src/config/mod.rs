@@ -74,6 +74,10 @@ pub const DEFAULT_STALE_MAX_AGE: Duration = Duration::from_secs(86_400);
 pub const DEFAULT_STALE_ANSWER_AFTER: Duration = Duration::from_millis(1800);
 /// How long SIGTERM waits for in-flight queries.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long SIGTERM keeps serving before it stops accepting: time for the
+/// process that replaces this one (`maxSurge`) to take over the shared
+/// `SO_REUSEPORT` sockets, and for probes to see `/ready` fail.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Per-attempt upstream timeout; 2 tries × 2 s stays under glibc's 5 s.
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 /// Total upstream tries per query, across servers.
@@ -204,6 +208,11 @@ pub struct ServerConfig {
     pub tcp_idle_timeout: Duration,
     pub max_inflight: usize,
     pub max_tcp_connections: usize,
+    /// After SIGTERM, how long to keep serving (draining: `/ready` is 503)
+    /// before the listeners stop accepting.
+    #[serde(serialize_with = "ser_duration")]
+    pub shutdown_grace: Duration,
+    /// After the listeners stop, how long in-flight queries may finish.
     #[serde(serialize_with = "ser_duration")]
     pub drain_timeout: Duration,
     pub trusted_forwarders: Vec<IpNet>,

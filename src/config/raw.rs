@@ -104,6 +104,7 @@ pub(super) struct RawServer {
     pub(super) max_inflight: Option<u64>,
     pub(super) max_tcp_connections: Option<u64>,
     pub(super) drain_timeout: Option<Seconds>,
+    pub(super) shutdown_grace: Option<Seconds>,
     pub(super) trusted_forwarders: Option<Vec<String>>,
     pub(super) metrics: Option<String>,
     pub(super) http_reload: Option<bool>,

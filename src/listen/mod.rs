@@ -35,6 +35,8 @@ use crate::pipeline::Pipeline;
 pub const TCP_PIPELINE_DEPTH: usize = 32;
 /// Tries to find a port free for both UDP and TCP when the config says port 0.
 const PORT_ZERO_TRIES: usize = 16;
+/// Accept queue of the TCP listeners.
+const TCP_BACKLOG: i32 = 1024;
 
 /// Shared limits and state of every listener. The pipeline sits behind an
 /// `ArcSwap`: a reload swaps it, and each query keeps the one it started with.
@@ -63,13 +65,19 @@ pub struct Bound {
 /// `0.0.0.0` can both be listed; with port 0 both protocols get the same port.
 /// `receive_buffer` (bytes, 0 = the system default) is asked for on every
 /// UDP socket; the kernel caps it at `net.core.rmem_max`.
+///
+/// On a fixed port every socket sets `SO_REUSEPORT`, even with one worker: a
+/// second dns64d (the surge pod of a rolling update) binds the same
+/// addresses and the kernel spreads clients over both, so the old one can
+/// stop without a moment where nobody listens. Linux only lets sockets of
+/// the same effective UID join one group.
 pub fn bind(addr: SocketAddr, udp_sockets: usize, receive_buffer: usize) -> io::Result<Bound> {
     // Port 0 (tests, ad-hoc runs): one socket and no SO_REUSEPORT, so the
     // kernel can never hand the same port to another listener of ours.
     let (tries, reuse) = if addr.port() == 0 {
         (PORT_ZERO_TRIES, false)
     } else {
-        (1, udp_sockets > 1)
+        (1, true)
     };
     let mut last = None;
     for _ in 0..tries {
@@ -79,11 +87,11 @@ pub fn bind(addr: SocketAddr, udp_sockets: usize, receive_buffer: usize) -> io::
             .local_addr()?
             .as_socket()
             .ok_or_else(|| io::Error::other("not an inet socket"))?;
-        let tcp = socket(local, Type::STREAM, Protocol::TCP, false)?;
+        let tcp = socket(local, Type::STREAM, Protocol::TCP, reuse)?;
         tcp.set_reuse_address(true)?;
         match tcp.bind(&local.into()) {
             Ok(()) => {
-                tcp.listen(1024)?;
+                tcp.listen(TCP_BACKLOG)?;
                 let mut udp = vec![first.into()];
                 for _ in 1..if reuse { udp_sockets } else { 1 } {
                     let s = udp_socket(local, true, receive_buffer)?;
@@ -100,6 +108,22 @@ pub fn bind(addr: SocketAddr, udp_sockets: usize, receive_buffer: usize) -> io::
         }
     }
     Err(last.unwrap_or_else(|| io::Error::other("no port found")))
+}
+
+/// Binds a TCP listener for the control endpoint, shareable like the DNS
+/// listeners (`SO_REUSEPORT` on a fixed port) so the surge pod's probes and
+/// scrapes have a port while the old pod still runs.
+/// IPv6 keeps the system's dual-stack default, as before.
+pub fn bind_control(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    if addr.port() != 0 {
+        s.set_reuse_port(true)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(TCP_BACKLOG)?;
+    Ok(s.into())
 }
 
 /// A UDP socket with room for bursts: a full receive buffer drops queries
@@ -119,8 +143,9 @@ fn socket(addr: SocketAddr, ty: Type, proto: Protocol, reuse_port: bool) -> io::
         s.set_only_v6(true)?;
     }
     if reuse_port {
-        // Several receive sockets per address; the kernel balances by
-        // 4-tuple. Linux only lets sockets of the same user join the group.
+        // Several sockets per address (our workers, or a second process
+        // during a rollout); the kernel balances by 4-tuple. Linux only lets
+        // sockets of the same effective UID join the group.
         s.set_reuse_port(true)?;
     }
     s.set_nonblocking(true)?;

@@ -15,29 +15,56 @@ use super::{Shared, TCP_PIPELINE_DEPTH};
 use crate::metrics::DropReason;
 use crate::pipeline::Transport;
 
-/// Serves TCP until `stop`, one task per connection within the cap.
+/// Serves TCP until `stop`, one task per connection within the cap. At the
+/// stop, connections the kernel has already completed and queued are
+/// accepted and served before the listener closes: closing a listener
+/// resets what is in its accept queue (unless `net.ipv4.tcp_migrate_req`
+/// hands it to another member of the `SO_REUSEPORT` group).
 pub async fn serve_tcp(listener: TcpListener, shared: Shared, stop: CancellationToken) {
     loop {
         let (stream, src) = tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => break,
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => { tracing::debug!(error = %e, "tcp accept"); tokio::time::sleep(Duration::from_millis(10)).await; continue; }
             },
         };
-        let Ok(permit) = shared.tcp_connections.clone().try_acquire_owned() else {
-            shared.metrics.dropped(DropReason::TcpLimit);
-            drop(stream);
-            continue;
-        };
-        let conn_shared = shared.clone();
-        shared.tracker.spawn(async move {
-            if let Err(e) = connection(stream, src, conn_shared).await {
-                tracing::debug!(error = %e, %src, "tcp connection");
-            }
-            drop(permit);
-        });
+        spawn_connection(stream, src, &shared);
     }
+    let listener = match listener.into_std() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::debug!(error = %e, "tcp listener at stop");
+            return;
+        }
+    };
+    // Non-blocking (tokio set it): each accept takes one queued connection,
+    // WouldBlock says the queue is empty; the listener closes right after.
+    while let Ok((stream, src)) = listener.accept() {
+        match stream
+            .set_nonblocking(true)
+            .and_then(|()| TcpStream::from_std(stream))
+        {
+            Ok(stream) => spawn_connection(stream, src, &shared),
+            Err(e) => tracing::debug!(error = %e, %src, "tcp connection at stop"),
+        }
+    }
+}
+
+/// Serves one accepted connection as a task, or closes it past the cap.
+fn spawn_connection(stream: TcpStream, src: SocketAddr, shared: &Shared) {
+    let Ok(permit) = shared.tcp_connections.clone().try_acquire_owned() else {
+        shared.metrics.dropped(DropReason::TcpLimit);
+        drop(stream);
+        return;
+    };
+    let conn_shared = shared.clone();
+    shared.tracker.spawn(async move {
+        if let Err(e) = connection(stream, src, conn_shared).await {
+            tracing::debug!(error = %e, %src, "tcp connection");
+        }
+        drop(permit);
+    });
 }
 
 /// One TCP connection (RFC 7766): length-prefixed queries, several in flight,
@@ -67,11 +94,13 @@ async fn connection(stream: TcpStream, src: SocketAddr, shared: Shared) -> io::R
     };
     let depth = Arc::new(Semaphore::new(TCP_PIPELINE_DEPTH));
     let reader = async move {
+        let mut first = true;
         loop {
             let busy = || depth.available_permits() < TCP_PIPELINE_DEPTH;
-            let Some(len) = read_length(&mut rd, &shared, &closed, busy).await? else {
+            let Some(len) = read_length(&mut rd, &shared, &closed, busy, first).await? else {
                 break;
             };
+            first = false;
             let mut packet = vec![0u8; len];
             tokio::time::timeout(shared.tcp_idle_timeout, rd.read_exact(&mut packet))
                 .await
@@ -105,17 +134,22 @@ async fn connection(stream: TcpStream, src: SocketAddr, shared: Shared) -> io::R
 
 /// Reads the two-byte length prefix with cancel-safe reads. `None`: the
 /// connection should close (EOF, shutdown, or idle with nothing pending).
+/// At shutdown a connection closes between queries, except before its
+/// `first`: a client that connected just before the stop (or was accepted
+/// from the queue at the stop) has its query on the way and gets its answer
+/// (bounded by the idle timeout and the drain).
 async fn read_length(
     rd: &mut tokio::net::tcp::OwnedReadHalf,
     shared: &Shared,
     closed: &CancellationToken,
     busy: impl Fn() -> bool,
+    first: bool,
 ) -> io::Result<Option<usize>> {
     let mut len = [0u8; 2];
     let mut got = 0;
     while got < 2 {
         tokio::select! {
-            _ = shared.shutdown.cancelled() => return Ok(None),
+            _ = shared.shutdown.cancelled(), if !first && got == 0 => return Ok(None),
             _ = closed.cancelled() => return Ok(None),
             r = tokio::time::timeout(shared.tcp_idle_timeout, rd.read(&mut len[got..])) => match r {
                 // Idle only counts when no answer is pending (RFC 7766 §6.2.3).

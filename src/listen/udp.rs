@@ -8,7 +8,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
 use tokio::sync::OwnedSemaphorePermit;
@@ -25,6 +25,9 @@ use crate::wire::{self, HEADER_LEN, rtype};
 /// Most batches read after a stop: a full receive buffer's worth, a few
 /// thousand queries.
 const DRAIN_BATCHES: usize = 256;
+/// Pause before the last read of a socket that left its `SO_REUSEPORT`
+/// group (see [`leave_group`]).
+const CONNECT_SETTLE: Duration = Duration::from_millis(5);
 
 type Sock = Arc<AsyncFd<UdpSocket>>;
 
@@ -130,17 +133,15 @@ pub async fn serve_udp(sock: UdpSocket, shared: Shared, stop: CancellationToken)
         lp.flush().await;
     }
     // Queries the kernel already queued were sent before we stopped: answer
-    // them too, so a shutdown loses nothing that reached us. Bounded: a
-    // client sending as fast as we answer must not hold the shutdown open.
-    for _ in 0..DRAIN_BATCHES {
-        let Ok(n) = lp.inbox.recv(lp.sock.get_ref()) else {
-            break;
-        };
-        lp.serve_batch();
-        lp.flush().await;
-        if n < lp.inbox.slots() {
-            break;
-        }
+    // them too, so a shutdown loses nothing that reached us. Leaving the
+    // SO_REUSEPORT group first means nothing new arrives meanwhile; a
+    // datagram whose socket lookup raced the connect is queued within
+    // microseconds, which the second pass after a short pause catches.
+    let left = leave_group(lp.sock.get_ref());
+    lp.answer_queued().await;
+    if left {
+        tokio::time::sleep(CONNECT_SETTLE).await;
+        lp.answer_queued().await;
     }
     // Relayed queries finish here; one that times out resumes as a task,
     // which the shutdown's drain waits for.
@@ -148,6 +149,33 @@ pub async fn serve_udp(sock: UdpSocket, shared: Shared, stop: CancellationToken)
         let (retired, r) = ready(&mut lp.relay, &mut lp.retired).await;
         lp.relay_event(retired, r);
         lp.flush().await;
+    }
+}
+
+/// Stops the kernel from steering new datagrams to `sock`: a connected UDP
+/// socket only matches datagrams from its peer, so connected to its own
+/// address it receives nothing more from clients, and the other members of
+/// its `SO_REUSEPORT` group (the process taking over in a rolling update)
+/// get every new query; what is already queued stays readable. True when
+/// that worked. A wildcard bind (`0.0.0.0`, `[::]`) has no address of its
+/// own to connect to: it stays in the group until closed, so queries that
+/// arrive between its last read and the close are lost (list specific
+/// addresses to avoid that, docs/DEPLOY.md).
+fn leave_group(sock: &UdpSocket) -> bool {
+    let local = match sock.local_addr() {
+        Ok(a) if !a.ip().is_unspecified() => a,
+        Ok(_) => return false,
+        Err(e) => {
+            tracing::debug!(error = %e, "udp local address at stop");
+            return false;
+        }
+    };
+    match sock.connect(local) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(addr = %local, error = %e, "cannot take the UDP socket out of its SO_REUSEPORT group at stop");
+            false
+        }
     }
 }
 
@@ -170,6 +198,26 @@ async fn ready(current: &mut Option<LoopRelay>, retired: &mut Option<LoopRelay>)
 }
 
 impl Loop {
+    /// Answers what the kernel has queued on the socket. Bounded: a client
+    /// sending as fast as we answer (a wildcard bind still receives) must
+    /// not hold the shutdown open.
+    async fn answer_queued(&mut self) {
+        for _ in 0..DRAIN_BATCHES {
+            let n = match self.inbox.recv(self.sock.get_ref()) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // A connected socket reports an ICMP error for an answer
+                // sent earlier (a client gone); the queue is still there.
+                Err(_) => continue,
+            };
+            self.serve_batch();
+            self.flush().await;
+            if n < self.inbox.slots() {
+                break;
+            }
+        }
+    }
+
     /// Whether any relay has queries in flight.
     fn relaying(&self) -> bool {
         [&self.relay, &self.retired]
