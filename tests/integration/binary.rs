@@ -17,11 +17,11 @@ use crate::support::{Action, Upstream, q, zone};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_dns64d");
 /// How long the binary may take to start answering, or to react to a signal.
-const PATIENCE: Duration = Duration::from_secs(8);
+pub const PATIENCE: Duration = Duration::from_secs(8);
 
 /// A 127.0.0.1 port that is free for both UDP and TCP right now. The binary
 /// needs a fixed port because its bound address is not reported anywhere.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     loop {
         let udp = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
         let port = udp.local_addr().expect("bound").port();
@@ -32,11 +32,14 @@ fn free_port() -> u16 {
 }
 
 /// Writes a config listening on `addr` and forwarding to `upstream`, without a
-/// metrics listener (its fixed default port would collide between tests), with
-/// `[log]` at warn level as text, and `extra` merged over it.
+/// metrics listener (its fixed default port would collide between tests),
+/// stopping at once on SIGTERM (no `shutdown_grace`: these tests have no
+/// second process to hand over to), with `[log]` at warn level as text, and
+/// `extra` merged over it.
 fn write_config(path: &Path, addr: SocketAddr, upstream: &Upstream, extra: &str) {
     let base = format!(
         "[server]\nlisten = [\"{addr}\"]\nallow = [\"127.0.0.0/8\"]\nmetrics = \"\"\n\
+         shutdown_grace = \"0s\"\n\
          [upstream]\nservers = [\"{}\"]\ntimeout = \"300ms\"\nattempts = 2\n\
          [log]\nlevel = \"warn\"\nformat = \"text\"\n",
         upstream.addr()
@@ -45,9 +48,9 @@ fn write_config(path: &Path, addr: SocketAddr, upstream: &Upstream, extra: &str)
 }
 
 /// dns64d running as a child process; killed (this child only) when dropped.
-struct Running {
+pub struct Running {
     child: Child,
-    addr: SocketAddr,
+    pub addr: SocketAddr,
     config: PathBuf,
     stderr: Arc<Mutex<Vec<String>>>,
 }
@@ -65,7 +68,7 @@ impl Running {
     /// at warn level unless `extra` says otherwise) and waits until it answers.
     /// The port is chosen before the binary binds it, so another socket may
     /// take it first: then the binary exits, and we try another port.
-    async fn start(upstream: &Upstream, extra: &str) -> Running {
+    pub async fn start(upstream: &Upstream, extra: &str) -> Running {
         let mut failures = Vec::new();
         for _ in 0..3 {
             match Running::try_start(upstream, extra).await {
@@ -77,35 +80,8 @@ impl Running {
     }
 
     async fn try_start(upstream: &Upstream, extra: &str) -> Result<Running, String> {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let config = std::env::temp_dir().join(format!(
-            "dns64d-binary-{}-{}.toml",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-        write_config(&config, addr, upstream, extra);
-        let mut child = Command::new(BINARY)
-            .arg("--config")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn dns64d");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let mut running = Running {
-            child,
-            addr,
-            config,
-            stderr: Arc::new(Mutex::new(Vec::new())),
-        };
-        let lines = running.stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
+        let mut running = Running::spawn(addr, upstream, extra);
         let started = Instant::now();
         loop {
             let probe = q(zone::DUAL, RecordType::AAAA).bytes();
@@ -131,12 +107,63 @@ impl Running {
         }
     }
 
+    /// Starts the binary on `addr` (which another dns64d may share) and
+    /// returns without waiting for it to answer.
+    pub fn spawn(addr: SocketAddr, upstream: &Upstream, extra: &str) -> Running {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let config = std::env::temp_dir().join(format!(
+            "dns64d-binary-{}-{}.toml",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        write_config(&config, addr, upstream, extra);
+        let mut child = Command::new(BINARY)
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn dns64d");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let running = Running {
+            child,
+            addr,
+            config,
+            stderr: Arc::new(Mutex::new(Vec::new())),
+        };
+        let lines = running.stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        running
+    }
+
+    /// Waits until the child has exited (`PATIENCE` past `grace`); its status.
+    pub async fn exit_within(&mut self, grace: Duration) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.exited() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < grace + PATIENCE,
+                "still running {:?} after the signal:\n{}",
+                grace + PATIENCE,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Replaces the config file (for a reload).
     fn rewrite_config(&self, upstream: &Upstream, extra: &str) {
         write_config(&self.config, self.addr, upstream, extra);
     }
 
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().expect("wait")
     }
 
@@ -145,7 +172,7 @@ impl Running {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         self.stderr.lock().unwrap().join("\n")
     }
 
@@ -160,7 +187,7 @@ impl Running {
     }
 
     /// Sends `signal` (e.g. "HUP") to this child, by its process id.
-    fn signal(&self, signal: &str) {
+    pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
             .arg(self.child.id().to_string())

@@ -34,6 +34,9 @@ mod forwarder;
 /// The binary: config file, start-up warning, SIGHUP reload, SIGTERM drain.
 mod binary;
 
+/// Rolling updates: two binaries on the same addresses, SIGTERM's grace period.
+mod rollout;
+
 /// §9 metrics scrape, /health and /ready.
 mod metrics;
 
