@@ -15,12 +15,16 @@ use tokio::net::TcpStream;
 
 use crate::binary::{PATIENCE, Running, free_port};
 use crate::support::http;
-use crate::support::{Reply, Upstream, client, q};
+use crate::support::{Action, Reply, Upstream, client, q};
 
 /// How long one client query may take before it counts as lost.
 const QUERY_WAIT: Duration = Duration::from_secs(2);
 /// Pause between two queries of one steady client.
 const PACE: Duration = Duration::from_millis(1);
+/// Pause of a TCP client between connecting and sending its query, as a
+/// loaded client's: a connection the old process accepted just before its
+/// stop must still be answered.
+const THINK: Duration = Duration::from_millis(5);
 
 /// A rollout-ready config: the grace period, a fixed control port shared by
 /// both processes, and two UDP sockets per process, so the reuseport group
@@ -32,12 +36,14 @@ fn rollout_config(metrics: u16, grace: &str) -> String {
     )
 }
 
-/// One query on a new TCP connection; the raw reply, or why there was none.
-async fn tcp_query(addr: SocketAddr, packet: &[u8]) -> Result<Vec<u8>, String> {
+/// One query on a new TCP connection, sent `think` after connecting; the
+/// raw reply, or why there was none.
+async fn tcp_query(addr: SocketAddr, packet: &[u8], think: Duration) -> Result<Vec<u8>, String> {
     let exchange = async {
         let mut stream = TcpStream::connect(addr)
             .await
             .map_err(|e| format!("connect: {e}"))?;
+        tokio::time::sleep(think).await;
         let mut frame = (packet.len() as u16).to_be_bytes().to_vec();
         frame.extend_from_slice(packet);
         stream
@@ -77,7 +83,7 @@ fn steady_client(
             let name = format!("{tag}{sent}.dual.example.");
             let packet = q(&name, RecordType::A).bytes();
             let raw = if tcp {
-                tcp_query(addr, &packet).await
+                tcp_query(addr, &packet, THINK).await
             } else {
                 client::udp_maybe(addr, &packet, QUERY_WAIT)
                     .await
@@ -123,15 +129,25 @@ async fn ready_becomes(metrics: SocketAddr, status: u16, running: &Running) -> S
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rolling_update_loses_no_query_over_udp_or_tcp() {
     let (upstream_a, upstream_b) = (Upstream::start().await, Upstream::start().await);
+    // Slow answers keep the old process's sockets open (relayed queries in
+    // flight) well after their last read: a socket still in the reuseport
+    // group then would take queries nobody reads.
+    upstream_a.on_all(Some(RecordType::A), Action::Delay(Duration::from_millis(50)));
     let metrics = free_port();
     let config = rollout_config(metrics, "1s");
     let mut old = Running::start(&upstream_a, &config).await;
     let addr = old.addr;
     let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = ["u0-", "u1-", "t0-", "t1-"]
+    let clients: Vec<_> = ["u0-", "u1-", "u2-", "u3-", "t0-", "t1-"]
         .into_iter()
         .map(|tag| steady_client(addr, tag.into(), tag.starts_with('t'), stop.clone()))
         .collect();
+    // Connections to the old process (alone on the port now) whose clients
+    // send their query only once its listeners have stopped.
+    let mut late = Vec::new();
+    for _ in 0..3 {
+        late.push(client::TcpClient::connect(addr).await);
+    }
     // The surge pod: same DNS and control addresses, while the old one serves.
     let mut new = Running::spawn(addr, &upstream_b, &config);
     let started = std::time::Instant::now();
@@ -150,6 +166,17 @@ async fn a_rolling_update_loses_no_query_over_udp_or_tcp() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     old.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    for (i, conn) in late.iter_mut().enumerate() {
+        let name = format!("late{i}.dual.example.");
+        conn.send(&q(&name, RecordType::A).bytes()).await;
+        let reply = conn.recv_within(QUERY_WAIT).await;
+        assert_eq!(
+            reply.map(|raw| Reply::parse(raw).rcode()),
+            Some(ResponseCode::NXDomain),
+            "{name}: a connection accepted before the stop is answered"
+        );
+    }
     let status = old.exit_within(Duration::from_secs(1)).await;
     assert!(status.success(), "old dns64d exit status {status}");
     // The new one alone now, control port included.
@@ -195,7 +222,7 @@ async fn ready_answers_503_while_sigterm_keeps_serving_for_the_grace_period() {
         Some(ResponseCode::NXDomain),
         "UDP during the grace period"
     );
-    let tcp = tcp_query(running.addr, &packet).await;
+    let tcp = tcp_query(running.addr, &packet, Duration::ZERO).await;
     assert_eq!(
         tcp.map(|raw| Reply::parse(raw).rcode()),
         Ok(ResponseCode::NXDomain),
