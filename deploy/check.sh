@@ -48,7 +48,8 @@ echo "-- the production configs serve a query (listen rewritten to loopback)"
 port=$((20000 + RANDOM % 20000))
 for f in config/node-local.toml "$work/dns64d.toml"; do
   mport=$((port + 1))
-  DNS64D__SERVER__LISTEN="[::1]:$port" DNS64D__SERVER__METRICS="127.0.0.1:$mport" \
+  # No rollout grace period here: nothing takes over, and the check waits for the exit.
+  DNS64D__SERVER__LISTEN="[::1]:$port" DNS64D__SERVER__METRICS="127.0.0.1:$mport" DNS64D__SERVER__SHUTDOWN_GRACE=0s \
     "$bin" --config "$f" >"$work/log" 2>&1 &
   pids+=($!)
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$mport/health" >/dev/null && break; sleep 0.1; done
@@ -71,6 +72,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 [server]
 listen = ["$2:$3"]
 metrics = ""
+shutdown_grace = "0s"
 [upstream]
 servers = ["127.0.0.1:9"]
 [dns64]

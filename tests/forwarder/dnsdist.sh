@@ -47,6 +47,7 @@ listen = ["127.0.0.1:$d64"]
 allow = ["127.0.0.0/8"]
 trusted_forwarders = ["127.0.0.1/32"]
 metrics = ""
+shutdown_grace = "0s"
 [upstream]
 servers = ["127.0.0.1:$up"]
 [dns64]

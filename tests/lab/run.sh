@@ -366,6 +366,7 @@ listen = ["[$addr]:53"]
 allow = ["2001:db8:1::/64", "::1/128", "127.0.0.0/8"]
 trusted_forwarders = ["2001:db8:1::55/128"]
 metrics = ""
+shutdown_grace = "0s"
 
 [upstream]
 servers = ["[2001:db8:1::54]:53"]

@@ -32,6 +32,7 @@ for workers in 1 2; do
 listen = ["127.0.0.1:$port"]
 allow = ["127.0.0.0/8"]
 metrics = ""
+shutdown_grace = "0s"
 workers = $workers
 udp_sockets = $workers
 [upstream]

@@ -17,6 +17,7 @@ listen = ["127.0.0.1:$port"]
 metrics = "127.0.0.1:$mport"
 max_tcp_connections = 1024
 tcp_idle_timeout = "8s"
+shutdown_grace = "0s"
 [upstream]
 servers = ["127.0.0.1:9"]
 [dns64]

@@ -63,6 +63,7 @@ cat > "$work/dns64d.toml" <<CONF
 [server]
 listen = ["127.0.0.1:$port"]
 metrics = ""
+shutdown_grace = "0s"
 [upstream]
 servers = ["127.0.0.1:$up_port"]
 [dns64]
