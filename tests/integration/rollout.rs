@@ -132,7 +132,10 @@ async fn a_rolling_update_loses_no_query_over_udp_or_tcp() {
     // Slow answers keep the old process's sockets open (relayed queries in
     // flight) well after their last read: a socket still in the reuseport
     // group then would take queries nobody reads.
-    upstream_a.on_all(Some(RecordType::A), Action::Delay(Duration::from_millis(50)));
+    upstream_a.on_all(
+        Some(RecordType::A),
+        Action::Delay(Duration::from_millis(50)),
+    );
     let metrics = free_port();
     let config = rollout_config(metrics, "1s");
     let mut old = Running::start(&upstream_a, &config).await;
