@@ -22,6 +22,24 @@ fn omitted_keys_take_the_spec_defaults() {
 }
 
 #[test]
+fn shutdown_grace_and_drain_timeout_are_separate_keys_and_grace_may_be_zero() {
+    let c = Config::from_toml(MIN).unwrap();
+    assert_eq!(c.server.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
+    assert_eq!(c.server.drain_timeout, DEFAULT_DRAIN_TIMEOUT);
+    let c = Config::from_toml(&format!(
+        "{MIN}[server]\nshutdown_grace = \"0s\"\ndrain_timeout = \"7s\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.server.shutdown_grace, Duration::ZERO);
+    assert_eq!(c.server.drain_timeout, Duration::from_secs(7));
+    assert!(
+        c.to_toml().contains("shutdown_grace = \"0s\""),
+        "{}",
+        c.to_toml()
+    );
+}
+
+#[test]
 fn unknown_key_is_an_error_naming_it() {
     let err = Config::from_toml("[dns64]\nprefix = [\"64:ff9b::/96\"]\n").unwrap_err();
     assert!(err.to_string().contains("prefix"), "{err}");
