@@ -109,7 +109,10 @@ fn route(control: &dyn Control, method: &Method, path: &str) -> Response<Full<By
         "/ready" if get && control.draining() => {
             text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
         }
-        "/ready" if get => text(StatusCode::SERVICE_UNAVAILABLE, "no upstream answered yet\n"),
+        "/ready" if get => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no upstream answered yet\n",
+        ),
         "/reload" if method == Method::POST => match control.reload() {
             None => text(
                 StatusCode::NOT_FOUND,
