@@ -43,6 +43,9 @@ mod exchange;
 mod gai_conf;
 mod report;
 mod rfc6724;
+pub mod runtime;
+#[cfg(test)]
+mod runtime_tests;
 #[cfg(test)]
 mod tests;
 
@@ -200,6 +203,28 @@ pub fn assess(
     }
 }
 
+/// Adds the runtimes' first choices to the verdict: bad when one would try
+/// an address outside every NAT64 prefix first, or get none. glibc and musl
+/// are judged by [`assess`] already.
+pub fn judge_runtimes(v: &mut Assessment, picks: &[runtime::Pick]) {
+    for p in picks.iter().filter(|p| !p.runtime.is_libc()) {
+        let name = p.runtime.name();
+        let warning = match (&p.outcome, p.first()) {
+            (runtime::Outcome::Nat64, _) => continue,
+            (runtime::Outcome::NoAddress(e), _) => format!("{name} gets no address ({e})"),
+            (runtime::Outcome::Nat64AfterFallback, Some(a)) => format!(
+                "{name} would try {a} first and reach the NAT64 only after that connection fails"
+            ),
+            (_, Some(a)) => format!(
+                "{name} would try {a} first: outside the NAT64 prefix, the connection does not go through the NAT64 gateway"
+            ),
+            (_, None) => format!("{name} gets no address"),
+        };
+        v.good = false;
+        v.warnings.push(warning);
+    }
+}
+
 // ------------------------------------------------------------------ I/O
 
 #[derive(Debug, clap::Args)]
@@ -221,6 +246,13 @@ pub struct DoctorArgs {
     /// Seconds to wait for each answer.
     #[arg(long, value_name = "SECONDS", default_value_t = 2)]
     pub timeout: u64,
+    /// Also model these runtimes' resolvers (comma list or repeated):
+    /// glibc, musl, node, node-cares, go, go-cgo, java, java-v6,
+    /// java-v4stack, python, python-asyncio, hickory; `node`, `go`, `java`
+    /// and `python` stand for their usual modes. Default: all (java-v4stack
+    /// only by name).
+    #[arg(long = "runtime", value_name = "RUNTIME")]
+    pub runtimes: Vec<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -287,6 +319,7 @@ pub(super) fn diagnose(args: &DoctorArgs) -> Result<(String, bool), String> {
         ),
     };
     let timeout = Duration::from_secs(args.timeout.max(1));
+    let runtimes = runtime::parse(&args.runtimes)?;
 
     // Two rounds per server, A then AAAA, like a libc's pair of queries.
     let mut exchanges = Vec::new();
@@ -328,6 +361,18 @@ pub(super) fn diagnose(args: &DoctorArgs) -> Result<(String, bool), String> {
     ];
     let mut verdict = assess(&exchanges, &firsts, &prefixes);
     verdict.warnings.extend(gai_notes);
+    let inputs = runtime::Inputs {
+        exchanges: &exchanges[..2.min(exchanges.len())],
+        dests: &dests,
+        gai_table: &gai_table,
+        prefixes: &prefixes,
+        nodata_candidate_first: false,
+    };
+    let picks: Vec<runtime::Pick> = runtimes
+        .iter()
+        .map(|r| runtime::pick(*r, &inputs))
+        .collect();
+    judge_runtimes(&mut verdict, &picks);
 
     let ctx = ReportCtx {
         name: &name,
@@ -338,9 +383,9 @@ pub(super) fn diagnose(args: &DoctorArgs) -> Result<(String, bool), String> {
         sources_given: !given.is_empty(),
     };
     let text = if args.json {
-        json_report(&ctx, &exchanges, &glibc, &musl, &verdict)
+        json_report(&ctx, &exchanges, &glibc, &musl, &picks, &verdict)
     } else {
-        text_report(&ctx, &exchanges, &glibc, &musl, &verdict)
+        text_report(&ctx, &exchanges, &glibc, &musl, &picks, &verdict)
     };
     Ok((text, verdict.good))
 }

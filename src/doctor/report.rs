@@ -67,6 +67,7 @@ pub(super) fn text_report(
     xs: &[Exchange],
     glibc: &[Dest],
     musl: &[Dest],
+    picks: &[runtime::Pick],
     v: &Assessment,
 ) -> String {
     let mut o = String::new();
@@ -152,6 +153,31 @@ pub(super) fn text_report(
             );
         }
     }
+    if !picks.is_empty() {
+        let _ = writeln!(
+            o,
+            "runtimes (what each would try first; models from tests/lab):"
+        );
+    }
+    for p in picks {
+        let first = match (&p.outcome, p.first()) {
+            (runtime::Outcome::NoAddress(e), _) => format!("no address ({e})"),
+            (_, Some(a)) => a.to_string(),
+            (_, None) => "no address".into(),
+        };
+        let result = match p.outcome {
+            runtime::Outcome::Nat64 => "through the NAT64",
+            runtime::Outcome::Nat64AfterFallback => {
+                "outside the NAT64 first, then falls back to it"
+            }
+            runtime::Outcome::Outside => "outside the NAT64",
+            runtime::Outcome::NoAddress(_) => "fails",
+        };
+        let _ = writeln!(o, "  {:<15} {:<28} {result}", p.runtime.name(), first);
+        for w in &p.why {
+            let _ = writeln!(o, "  {:<15}   - {w}", "");
+        }
+    }
     if !ctx.sources_given {
         let _ = writeln!(
             o,
@@ -165,7 +191,7 @@ pub(super) fn text_report(
         o,
         "verdict:   {}",
         if v.good {
-            "good: every libc tries an address inside the NAT64 prefix first and no A answer is present"
+            "good: every libc and runtime modelled tries an address inside the NAT64 prefix first and no A answer is present"
         } else {
             "bad (see the warnings above)"
         }
@@ -199,6 +225,7 @@ pub(super) fn json_report(
     xs: &[Exchange],
     glibc: &[Dest],
     musl: &[Dest],
+    picks: &[runtime::Pick],
     v: &Assessment,
 ) -> String {
     let order = |ds: &[Dest]| {
@@ -237,9 +264,27 @@ pub(super) fn json_report(
             ))
         )
     });
+    let runtimes = json_list(picks, |p| {
+        let (outcome, error) = match p.outcome {
+            runtime::Outcome::Nat64 => ("nat64", None),
+            runtime::Outcome::Nat64AfterFallback => ("nat64_after_fallback", None),
+            runtime::Outcome::Outside => ("outside", None),
+            runtime::Outcome::NoAddress(e) => ("none", Some(e)),
+        };
+        format!(
+            "{{\"runtime\":{},\"first\":{},\"order\":{},\"outcome\":{},\"error\":{},\"why\":{}}}",
+            json_str(p.runtime.name()),
+            p.first()
+                .map_or("null".into(), |a| json_str(&a.to_string())),
+            json_list(&p.order, |a| json_str(&a.to_string())),
+            json_str(outcome),
+            error.map_or("null".into(), json_str),
+            json_list(&p.why, |w| json_str(w)),
+        )
+    });
     format!(
         "{{\"name\":{},\"resolvers\":{},\"prefixes\":{},\"gai_conf\":{},\"exchanges\":{},\"needs_tcp\":{},\
-         \"first\":{{\"glibc\":{},\"musl\":{}}},\"order\":{{\"glibc\":{},\"musl\":{}}},\"warnings\":{},\"verdict\":{}}}\n",
+         \"first\":{{\"glibc\":{},\"musl\":{}}},\"order\":{{\"glibc\":{},\"musl\":{}}},\"runtimes\":{},\"warnings\":{},\"verdict\":{}}}\n",
         json_str(ctx.name),
         json_list(ctx.servers, |s| json_str(&s.to_string())),
         json_list(ctx.prefixes, |p| json_str(&p.to_string())),
@@ -250,6 +295,7 @@ pub(super) fn json_report(
         first(musl),
         order(glibc),
         order(musl),
+        runtimes,
         json_list(&v.warnings, |w| json_str(w)),
         json_str(if v.good { "good" } else { "bad" })
     )
