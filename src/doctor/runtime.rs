@@ -243,7 +243,7 @@ pub fn parse(values: &[String]) -> Result<Vec<Runtime>, String> {
                 Some(r) => add(&[r]),
                 None => {
                     return Err(format!(
-                        "--runtime {w:?}: expected one of all, node, go, java, python, rust, {}",
+                        "--runtime {w:?}: expected all, rust, or one of {}",
                         ALL.map(Runtime::name).join(", ")
                     ));
                 }

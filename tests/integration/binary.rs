@@ -551,3 +551,53 @@ async fn a_tls_upstream_whose_certificate_fails_the_name_check_is_logged_and_fai
     assert!(line.contains("not valid for name"), "says why: {line}");
     assert_eq!(front.connections(), 0);
 }
+
+/// `dns64d doctor --runtime`: through dns64d (A records stripped) Go reaches
+/// the NAT64, and Java with `preferIPv4Stack=true` gets no address at all,
+/// which makes the verdict bad (exit code 1).
+#[tokio::test]
+async fn doctor_runtime_reports_each_runtime_first_choice_and_judges_them() {
+    let d = crate::support::Dns64d::start("").await;
+    let resolver = d.addr.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BINARY)
+            .args(["doctor", zone::A_ONLY, "--resolver", &resolver])
+            .args(["--runtime", "go", "--runtime", "java-v4stack", "--json"])
+            .output()
+            .expect("run dns64d doctor")
+    })
+    .await
+    .unwrap();
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{json}");
+    assert!(
+        json.contains(r#"{"runtime":"go","first":"64:ff9b::"#),
+        "{json}"
+    );
+    assert!(
+        json.contains(r#"{"runtime":"java-v4stack","first":null,"order":[],"outcome":"none","error":"UnknownHostException""#),
+        "{json}"
+    );
+    assert!(json.contains(r#""verdict":"bad""#), "{json}");
+}
+
+#[test]
+fn doctor_refuses_an_unknown_runtime_naming_the_choices() {
+    let out = Command::new(BINARY)
+        .args([
+            "doctor",
+            "example.",
+            "--resolver",
+            "127.0.0.1:9",
+            "--runtime",
+            "cobol",
+        ])
+        .output()
+        .expect("run dns64d doctor");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("\"cobol\"") && err.contains("java-v4stack"),
+        "{err}"
+    );
+}
