@@ -22,6 +22,7 @@ pub mod names {
     pub const REQUEST_DURATION: &str = "dns64d_request_duration_seconds";
     pub const SYNTHESIZED: &str = "dns64d_synthesized_total";
     pub const A_STRIPPED: &str = "dns64d_a_records_stripped_total";
+    pub const UPSTREAM_SYNTHESIZED: &str = "dns64d_upstream_synthesized_total";
     pub const UPSTREAM_REQUESTS: &str = "dns64d_upstream_requests_total";
     pub const UPSTREAM_DURATION: &str = "dns64d_upstream_duration_seconds";
     pub const UPSTREAM_MISMATCHED: &str = "dns64d_upstream_mismatched_total";
@@ -248,6 +249,7 @@ pub struct Metrics {
     request_duration: Histogram,
     synthesized: AtomicU64,
     a_stripped: AtomicU64,
+    upstream_synthesized: AtomicU64,
     dropped: [AtomicU64; DROPS.len()],
     refused: AtomicU64,
     reloads_ok: AtomicU64,
@@ -315,6 +317,13 @@ impl Metrics {
             self.a_stripped
                 .fetch_add(u64::from(tally.a_stripped), Ordering::Relaxed);
         }
+    }
+
+    /// An upstream AAAA response that held AAAA records already synthesized
+    /// (inside a NAT64 prefix), which dns64d took as not native.
+    #[inline]
+    pub fn upstream_synthesized(&self) {
+        self.upstream_synthesized.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A packet that gets no answer.
@@ -451,6 +460,12 @@ impl Metrics {
             names::A_STRIPPED,
             "A records removed from answers sent to DNS64 clients, cache hits included.",
             load(&self.a_stripped),
+        );
+        single(
+            &mut out,
+            names::UPSTREAM_SYNTHESIZED,
+            "Upstream AAAA responses to DNS64 clients holding AAAA inside a NAT64 prefix (synthesized upstream), not taken as native.",
+            load(&self.upstream_synthesized),
         );
         help(
             &mut out,

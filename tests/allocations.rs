@@ -144,15 +144,16 @@ impl Drop for Running {
     }
 }
 
-/// Sends `names` as A (or `qtype`) queries, `WINDOW` outstanding, and waits
-/// for every answer.
-async fn load(addr: SocketAddr, names: &[String], qtype: RecordType) {
+/// Sends `names` as A (or `qtype`) queries, with EDNS when `edns`,
+/// `WINDOW` outstanding, and waits for every answer.
+async fn load(addr: SocketAddr, names: &[String], (qtype, edns): (RecordType, bool)) {
     let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     sock.connect(addr).await.expect("connect");
     let mut buf = vec![0u8; 65535];
     for chunk in names.chunks(WINDOW) {
         for (i, name) in chunk.iter().enumerate() {
-            let packet = q(name, qtype).id(i as u16).bytes();
+            let query = q(name, qtype).id(i as u16);
+            let packet = if edns { query.edns(1232) } else { query }.bytes();
             sock.send(&packet).await.expect("send");
         }
         for _ in chunk {
@@ -161,6 +162,21 @@ async fn load(addr: SocketAddr, names: &[String], qtype: RecordType) {
                 .expect("every query is answered")
                 .expect("recv");
         }
+    }
+}
+
+/// What [`allocations`] asks: a type, and whether with EDNS (a bare type: without).
+struct Asked((RecordType, bool));
+
+impl From<RecordType> for Asked {
+    fn from(t: RecordType) -> Asked {
+        Asked((t, false))
+    }
+}
+
+impl From<(RecordType, bool)> for Asked {
+    fn from(t: (RecordType, bool)) -> Asked {
+        Asked(t)
     }
 }
 
@@ -173,8 +189,9 @@ async fn allocations(
     server: &Running,
     warm: &[String],
     names: &[String],
-    qtype: RecordType,
+    qtype: impl Into<Asked>,
 ) -> u64 {
+    let qtype = qtype.into().0;
     let addr = server.addr;
     let _one = SERIAL.lock().await;
     load(addr, warm, qtype).await;
@@ -237,6 +254,42 @@ async fn stripping_a_records_allocates_nothing_per_query() {
     assert!(
         n < GROWTH,
         "{n} allocations for {QUERIES} stripped A answers"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn stripping_a_records_for_edns_clients_with_ede_17_allocates_nothing_per_query() {
+    let upstream = Upstream::start().await;
+    let server = start_server(dns64_config(&upstream));
+    let same = vec![zone::A_ONLY.to_string(); QUERIES];
+    let asked = (RecordType::A, true);
+    let n = allocations(&server, &same, &same, asked).await;
+    assert!(
+        n < GROWTH,
+        "{n} allocations for {QUERIES} stripped A answers marked Filtered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn synthesizing_over_aaaa_synthesized_upstream_allocates_nothing_per_query() {
+    let upstream = Upstream::start().await;
+    // A DNS64 upstream: the A-only name's AAAA under the well-known prefix.
+    let owner = hickory_proto::rr::Name::from_ascii(zone::A_ONLY).unwrap();
+    let records = zone::A_ONLY_ADDRS
+        .iter()
+        .map(|(v4, _)| {
+            let v6 = support::wkp(*v4);
+            let data = hickory_proto::rr::RData::AAAA(hickory_proto::rr::rdata::AAAA(v6));
+            hickory_proto::rr::Record::from_rdata(owner.clone(), 60, data)
+        })
+        .collect();
+    upstream.set_answer(zone::A_ONLY, RecordType::AAAA, records);
+    let server = start_server(dns64_config(&upstream));
+    let same = vec![zone::A_ONLY.to_string(); QUERIES];
+    let n = allocations(&server, &same, &same, RecordType::AAAA).await;
+    assert!(
+        n < GROWTH,
+        "{n} allocations for {QUERIES} AAAA answers synthesized again"
     );
 }
 

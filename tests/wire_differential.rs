@@ -15,8 +15,8 @@ use hickory_proto::rr::{DNSClass, Name as HName, RData, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
 use proptest::prelude::*;
 
-use dns64d::dns64::Prefix;
-use dns64d::dns64::rules::synthesized_ttl;
+use dns64d::dns64::rules::{synthesized_ttl, validation_failed};
+use dns64d::dns64::{self, Dns64, Prefix};
 use dns64d::wire::rewrite::{self, RewriteError};
 use dns64d::wire::{Message, Rr, Section, rtype};
 
@@ -376,6 +376,56 @@ proptest! {
         prop_assert_eq!(dump(&got.answers), dump(&h.answers));
         prop_assert_eq!(dump(&got.authorities), dump(&h.authorities));
         prop_assert_eq!(dump(&got.additionals), dump(&h.additionals));
+    }
+
+    #[test]
+    fn extended_errors_equal_the_ede_options_hickory_decodes(
+        m in message(),
+        edes in prop::collection::vec((any::<u16>(), "[a-z ]{0,12}"), 0..3),
+    ) {
+        let mut m = m;
+        let edns = m.edns.get_or_insert_with(Edns::new);
+        for (code, text) in &edes {
+            let mut data = code.to_be_bytes().to_vec();
+            data.extend_from_slice(text.as_bytes());
+            edns.options_mut().insert(EdnsOption::Unknown(15, data));
+        }
+        let bytes = m.to_vec().unwrap();
+        let v = Message::parse(&bytes).unwrap();
+        let h = HMessage::from_vec(&bytes).unwrap();
+        let wire: Vec<(u16, Vec<u8>)> = v.extended_errors().map(|(c, t)| (c, t.to_vec())).collect();
+        let hickory: Vec<(u16, Vec<u8>)> = dns64::extended_errors(&h).map(|(c, t)| (c, t.to_vec())).collect();
+        prop_assert_eq!(&wire, &hickory);
+        prop_assert_eq!(wire.len(), edes.len());
+        // The fact both finishing paths read (§5.5) agrees.
+        let rcode = v.rcode();
+        prop_assert_eq!(
+            validation_failed(rcode, wire.iter().map(|(c, _)| *c)),
+            validation_failed(u16::from(h.metadata.response_code), hickory.iter().map(|(c, _)| *c))
+        );
+    }
+
+    #[test]
+    fn aaaa_synthesized_upstream_are_counted_alike_on_the_wire_and_in_hickory(
+        m in message(),
+        wkp in prop::collection::vec(any::<u32>(), 0..4),
+    ) {
+        let mut m = m;
+        let owner = m.queries[0].name().clone();
+        for v4 in wkp {
+            let v6 = Prefix::new("64:ff9b::".parse().unwrap(), 96).unwrap().embed(Ipv4Addr::from(v4));
+            m.answers.push(Record::from_rdata(owner.clone(), 60, RData::AAAA(AAAA(v6))));
+        }
+        let bytes = m.to_vec().unwrap();
+        let cfg = dns64d::config::Config::from_toml("[upstream]\nservers = [\"127.0.0.1:53\"]\n[dns64]\nprefixes = [\"2001:db8:64::/96\"]\n").unwrap();
+        let d = Dns64::new(&cfg.dns64);
+        let v = Message::parse(&bytes).unwrap();
+        let wire = v
+            .section(Section::Answer)
+            .filter_map(|r| r.ipv6())
+            .filter(|&v6| d.is_upstream_synthesized(v6))
+            .count();
+        prop_assert_eq!(wire, d.upstream_synthesized(&HMessage::from_vec(&bytes).unwrap()));
     }
 
     #[test]

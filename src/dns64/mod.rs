@@ -15,6 +15,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::AAAA;
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use ipnet::{Ipv4Net, Ipv6Net};
 
@@ -61,6 +62,9 @@ pub struct Dns64 {
     never_map: Vec<Ipv4Net>,
     strict_rfc6052: bool,
     synthesize_on_error: bool,
+    /// Every configured prefix (global and per zone): an upstream AAAA
+    /// inside one was synthesized already ([`rules::is_upstream_synthesized`]).
+    prefixes: Vec<Prefix>,
 }
 
 impl Dns64 {
@@ -72,6 +76,17 @@ impl Dns64 {
             never_map: cfg.never_map.clone(),
             strict_rfc6052: cfg.strict_rfc6052,
             synthesize_on_error: cfg.synthesize_on_error,
+            prefixes: cfg
+                .prefixes
+                .iter()
+                .chain(
+                    cfg.zone
+                        .iter()
+                        .filter_map(|z| z.prefixes.as_ref())
+                        .flatten(),
+                )
+                .copied()
+                .collect(),
         }
     }
 
@@ -84,11 +99,18 @@ impl Dns64 {
         qname: &Name,
         resp: Option<&Message>,
     ) -> AaaaVerdict {
-        let native = resp.map_or(0, |m| {
-            m.answers.iter().filter(|r| self.is_native_aaaa(r)).count()
+        let facts = resp.map(|m| {
+            let rcode = u16::from(m.metadata.response_code);
+            rules::AaaaFacts {
+                rcode,
+                native_aaaa: m.answers.iter().filter(|r| self.is_native_aaaa(r)).count(),
+                validation_failed: rules::validation_failed(
+                    rcode,
+                    extended_errors(m).map(|(code, _)| code),
+                ),
+            }
         });
-        let rcode = resp.map(|m| u16::from(m.metadata.response_code));
-        match self.decide_after_aaaa(rcode, native, policy) {
+        match self.decide_after_aaaa(facts, policy) {
             rules::AfterAaaa::Return => AaaaVerdict::Return,
             rules::AfterAaaa::Synthesize => AaaaVerdict::Synthesize {
                 target: match resp {
@@ -105,11 +127,33 @@ impl Dns64 {
     /// one call both finishing paths make on an AAAA response's facts.
     pub fn decide_after_aaaa(
         &self,
-        rcode: Option<u16>,
-        native_aaaa: usize,
+        aaaa: Option<rules::AaaaFacts>,
         policy: ZonePolicy,
     ) -> rules::AfterAaaa {
-        rules::after_aaaa(rcode, native_aaaa, policy, self.synthesize_on_error)
+        rules::after_aaaa(aaaa, policy, self.synthesize_on_error)
+    }
+
+    /// True for an AAAA address that a DNS64 upstream of us made (inside one
+    /// of our prefixes or 64:ff9b::/96): not native, and removed like an
+    /// excluded one ([`rules::is_upstream_synthesized`]).
+    pub fn is_upstream_synthesized(&self, v6: Ipv6Addr) -> bool {
+        rules::is_upstream_synthesized(v6, &self.prefixes)
+    }
+
+    /// True for a native AAAA address (§5.1.1): neither excluded (§5.1.4)
+    /// nor synthesized upstream.
+    pub fn is_native(&self, v6: Ipv6Addr) -> bool {
+        !self.is_excluded(v6) && !self.is_upstream_synthesized(v6)
+    }
+
+    /// AAAA answers of `msg` that a DNS64 upstream synthesized.
+    pub fn upstream_synthesized(&self, msg: &Message) -> usize {
+        msg.answers
+            .iter()
+            .filter(
+                |r| matches!(&r.data, RData::AAAA(AAAA(v6)) if self.is_upstream_synthesized(*v6)),
+            )
+            .count()
     }
 
     /// True for an address in `dns64.exclude` (§5.1.4).
@@ -117,23 +161,37 @@ impl Dns64 {
         self.exclude.iter().any(|n| n.contains(&v6))
     }
 
-    /// True for an AAAA record outside `dns64.exclude` (§5.1.4).
+    /// True for a native AAAA record ([`Dns64::is_native`]).
     fn is_native_aaaa(&self, r: &Record) -> bool {
         match &r.data {
-            RData::AAAA(AAAA(v6)) => !self.is_excluded(*v6),
+            RData::AAAA(AAAA(v6)) => self.is_native(*v6),
             _ => false,
         }
     }
 
     /// Removes the AAAA records a client under `policy` must not see from a
-    /// returned upstream answer: excluded ones (§5.1.4), or all of them under
-    /// `synthesize` (translate-all).
+    /// returned upstream answer: excluded ones (§5.1.4) and those synthesized
+    /// upstream, or all of them under `synthesize` (translate-all).
     pub fn remove_unwanted_aaaa(&self, policy: ZonePolicy, msg: &mut Message) {
         msg.answers.retain(|r| {
             r.record_type() != RecordType::AAAA
                 || (policy != ZonePolicy::Synthesize && self.is_native_aaaa(r))
         });
     }
+}
+
+/// The RFC 8914 Extended DNS Errors of a decoded message: `(INFO-CODE,
+/// EXTRA-TEXT)` (hickory-proto keeps option 15 as an unknown option).
+pub fn extended_errors(msg: &Message) -> impl Iterator<Item = (u16, &[u8])> {
+    msg.edns
+        .iter()
+        .flat_map(|e| e.options().options.iter())
+        .filter_map(|(_, o)| match o {
+            EdnsOption::Unknown(crate::wire::EDE_OPTION, data) if data.len() >= 2 => {
+                Some((u16::from_be_bytes([data[0], data[1]]), &data[2..]))
+            }
+            _ => None,
+        })
 }
 
 /// RFC 2308 §3 negative TTL: min(SOA TTL, SOA MINIMUM) of the authority SOA.

@@ -9,8 +9,10 @@
 //! Each function is named after what it decides and its tests after the
 //! rule (`rfc6147_5_1_7_…`).
 
-use crate::types::{FilterA, ZonePolicy};
-use crate::wire::rcode;
+use std::net::Ipv6Addr;
+
+use crate::types::{FilterA, Prefix, WELL_KNOWN, ZonePolicy};
+use crate::wire::{ede, rcode, rtype};
 
 use super::NO_SOA_TTL_CAP;
 
@@ -24,32 +26,99 @@ pub enum AfterAaaa {
     Synthesize,
 }
 
-/// RFC 6147 §5.1.1–§5.1.5 with the zone policy (SPEC §3.9): `rcode` of the
+/// The facts of an upstream AAAA response [`after_aaaa`] decides on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AaaaFacts {
+    /// Full RCODE.
+    pub rcode: u16,
+    /// AAAA answers that are native: outside `dns64.exclude` (§5.1.4) and
+    /// not [`is_upstream_synthesized`].
+    pub native_aaaa: usize,
+    /// SERVFAIL because the upstream's DNSSEC validation failed
+    /// ([`validation_failed`]).
+    pub validation_failed: bool,
+}
+
+/// RFC 6147 §5.1.1–§5.1.5 with the zone policy (SPEC §3.9): `aaaa` is the
 /// AAAA response (`None`: no usable response, which §5.1.3 treats like an
-/// empty answer), `native_aaaa`: its AAAA answers outside `dns64.exclude`.
+/// empty answer).
 ///
 /// - §5.1.2: NXDOMAIN is final.
+/// - §5.5: a SERVFAIL from a validating upstream that found the answer
+///   bogus is final too: synthesizing from the A records would hand the
+///   client addresses for a name whose data failed validation, which §5.5
+///   means to prevent (the upstream is the validator for a client that did
+///   not set CD). The SERVFAIL and its extended error pass through.
 /// - §5.1.1/§5.1.4: under `native`, a native AAAA is returned as is.
+///   AAAA synthesized upstream are not native: an answer of only those is
+///   synthesized for, as NODATA is (no double synthesis, our prefixes).
 /// - §5.1.5/§5.1.6: NOERROR without one (NODATA, or only excluded AAAA),
 ///   and every NOERROR under `synthesize` and `both`, is synthesized for.
 /// - §5.1.2: any other RCODE is treated like an empty answer, unless the
 ///   operator asks for synthesis on NODATA only (`synthesize_on_error`).
 pub fn after_aaaa(
-    rcode: Option<u16>,
-    native_aaaa: usize,
+    aaaa: Option<AaaaFacts>,
     policy: ZonePolicy,
     synthesize_on_error: bool,
 ) -> AfterAaaa {
-    match rcode {
-        None => AfterAaaa::Synthesize,
-        Some(rcode::NXDOMAIN) => AfterAaaa::Return,
-        Some(rcode::NOERROR) if policy == ZonePolicy::Native && native_aaaa > 0 => {
-            AfterAaaa::Return
-        }
-        Some(rcode::NOERROR) => AfterAaaa::Synthesize,
-        Some(_) if synthesize_on_error => AfterAaaa::Synthesize,
-        Some(_) => AfterAaaa::Return,
+    let Some(f) = aaaa else {
+        return AfterAaaa::Synthesize;
+    };
+    match f.rcode {
+        rcode::NXDOMAIN => AfterAaaa::Return,
+        rcode::SERVFAIL if f.validation_failed => AfterAaaa::Return,
+        rcode::NOERROR if policy == ZonePolicy::Native && f.native_aaaa > 0 => AfterAaaa::Return,
+        rcode::NOERROR => AfterAaaa::Synthesize,
+        _ if synthesize_on_error => AfterAaaa::Synthesize,
+        _ => AfterAaaa::Return,
     }
+}
+
+/// RFC 8914 §4.7–§4.11, §4.13: the extended errors that say DNSSEC
+/// validation failed (6 DNSSEC Bogus, 7 Signature Expired, 8 Signature Not
+/// Yet Valid, 9 DNSKEY Missing, 10 RRSIGs Missing, 12 NSEC Missing).
+pub fn ede_means_validation_failed(info_code: u16) -> bool {
+    matches!(
+        info_code,
+        ede::DNSSEC_BOGUS
+            | ede::SIGNATURE_EXPIRED
+            | ede::SIGNATURE_NOT_YET_VALID
+            | ede::DNSKEY_MISSING
+            | ede::RRSIGS_MISSING
+            | ede::NSEC_MISSING
+    )
+}
+
+/// True for a SERVFAIL (`rcode`) that carries one of the extended errors of
+/// [`ede_means_validation_failed`] (`info_codes`: every EDE of the reply).
+/// An upstream only sends EDE to a query with EDNS, so a client without
+/// EDNS cannot be told apart from a plain SERVFAIL; then the A query
+/// decides (a bogus zone fails its A lookup too, §5.1.6 item 5).
+pub fn validation_failed(rcode: u16, info_codes: impl IntoIterator<Item = u16>) -> bool {
+    rcode == rcode::SERVFAIL && info_codes.into_iter().any(ede_means_validation_failed)
+}
+
+/// True for an AAAA address some DNS64 already synthesized: inside one of
+/// our `prefixes` or the well-known prefix 64:ff9b::/96 (RFC 6052 §2.1,
+/// reserved for IPv4-embedded addresses). An upstream resolver that does
+/// DNS64 itself (AWS Route 53 Resolver on a subnet with DNS64 on) returns
+/// them for IPv4-only names; they are not native (§5.1.1) and are treated
+/// like `dns64.exclude` (§5.1.4): removed, and synthesized for afresh from
+/// the A records. Why not keep those inside our own prefix: our `mapped`,
+/// `never_map` and `strict_rfc6052` rules and the §5.1.7 TTL apply only to
+/// what we make, the upstream's prefix may be one our NAT64 does not route,
+/// and a name answers the same with and without DNS64 upstream.
+pub fn is_upstream_synthesized(v6: Ipv6Addr, prefixes: &[Prefix]) -> bool {
+    (u128::from(v6) >> 32) == (u128::from(WELL_KNOWN) >> 32)
+        || prefixes.iter().any(|p| p.net().contains(&v6))
+}
+
+/// RFC 8914 §4.18 (17 Filtered): an A answer the A filter emptied (SPEC
+/// §4, `removed` A records, none of the asked type left) says why, so
+/// `dig` shows it is policy and not the name. Only there: an answer that
+/// keeps data (ANY, glue removed) is not a refusal.
+pub fn filtered_ede(qtype: u16, rcode: u16, removed: usize, answers_of_qtype: usize) -> bool {
+    qtype == rtype::A && rcode == rcode::NOERROR && removed > 0 && answers_of_qtype == 0
 }
 
 /// RFC 6147 §5.1.6: only a NOERROR A response is synthesized from (`None`:
@@ -126,12 +195,20 @@ mod tests {
 
     const OFF: bool = false;
 
+    fn facts(rcode: u16, native_aaaa: usize) -> Option<AaaaFacts> {
+        Some(AaaaFacts {
+            rcode,
+            native_aaaa,
+            validation_failed: false,
+        })
+    }
+
     #[test]
     fn rfc6147_5_1_2_nxdomain_is_returned_under_every_policy() {
         for policy in [ZonePolicy::Native, ZonePolicy::Synthesize, ZonePolicy::Both] {
             for on_error in [false, true] {
                 assert_eq!(
-                    after_aaaa(Some(rcode::NXDOMAIN), 0, policy, on_error),
+                    after_aaaa(facts(rcode::NXDOMAIN, 0), policy, on_error),
                     AfterAaaa::Return
                 );
             }
@@ -141,7 +218,7 @@ mod tests {
     #[test]
     fn rfc6147_5_1_1_a_native_aaaa_is_returned_under_native() {
         assert_eq!(
-            after_aaaa(Some(rcode::NOERROR), 1, ZonePolicy::Native, OFF),
+            after_aaaa(facts(rcode::NOERROR, 1), ZonePolicy::Native, OFF),
             AfterAaaa::Return
         );
     }
@@ -149,7 +226,7 @@ mod tests {
     #[test]
     fn rfc6147_5_1_6_nodata_is_synthesized_for() {
         assert_eq!(
-            after_aaaa(Some(rcode::NOERROR), 0, ZonePolicy::Native, OFF),
+            after_aaaa(facts(rcode::NOERROR, 0), ZonePolicy::Native, OFF),
             AfterAaaa::Synthesize
         );
     }
@@ -158,7 +235,7 @@ mod tests {
     fn spec_3_9_synthesize_and_both_synthesize_beside_a_native_aaaa() {
         for policy in [ZonePolicy::Synthesize, ZonePolicy::Both] {
             assert_eq!(
-                after_aaaa(Some(rcode::NOERROR), 3, policy, OFF),
+                after_aaaa(facts(rcode::NOERROR, 3), policy, OFF),
                 AfterAaaa::Synthesize
             );
         }
@@ -167,7 +244,7 @@ mod tests {
     #[test]
     fn rfc6147_5_1_3_no_aaaa_response_is_treated_as_empty() {
         assert_eq!(
-            after_aaaa(None, 0, ZonePolicy::Native, OFF),
+            after_aaaa(None, ZonePolicy::Native, OFF),
             AfterAaaa::Synthesize
         );
     }
@@ -176,14 +253,64 @@ mod tests {
     fn rfc6147_5_1_2_other_rcodes_synthesize_only_with_synthesize_on_error() {
         for rc in [rcode::SERVFAIL, rcode::REFUSED, rcode::FORMERR] {
             assert_eq!(
-                after_aaaa(Some(rc), 0, ZonePolicy::Native, true),
+                after_aaaa(facts(rc, 0), ZonePolicy::Native, true),
                 AfterAaaa::Synthesize
             );
             assert_eq!(
-                after_aaaa(Some(rc), 0, ZonePolicy::Native, false),
+                after_aaaa(facts(rc, 0), ZonePolicy::Native, false),
                 AfterAaaa::Return
             );
         }
+    }
+
+    #[test]
+    fn rfc6147_5_5_a_validation_failure_servfail_is_returned_under_every_policy() {
+        let bogus = Some(AaaaFacts {
+            rcode: rcode::SERVFAIL,
+            native_aaaa: 0,
+            validation_failed: true,
+        });
+        for policy in [ZonePolicy::Native, ZonePolicy::Synthesize, ZonePolicy::Both] {
+            assert_eq!(after_aaaa(bogus, policy, true), AfterAaaa::Return);
+        }
+    }
+
+    #[test]
+    fn rfc8914_validation_codes_mean_validation_failed_and_others_do_not() {
+        for code in [6, 7, 8, 9, 10, 12] {
+            assert!(ede_means_validation_failed(code), "{code}");
+            assert!(validation_failed(rcode::SERVFAIL, [22, code]));
+        }
+        for code in [0, 3, 5, 11, 13, 17, 18, 22] {
+            assert!(!ede_means_validation_failed(code), "{code}");
+        }
+        // Only a SERVFAIL is a validation failure, whatever the option says.
+        assert!(!validation_failed(rcode::NOERROR, [6]));
+        assert!(!validation_failed(rcode::SERVFAIL, []));
+    }
+
+    #[test]
+    fn aaaa_inside_our_prefixes_or_the_well_known_prefix_are_synthesized_upstream() {
+        let ours = [Prefix::new("2001:db8:64::".parse().unwrap(), 96).unwrap()];
+        for v6 in ["64:ff9b::c000:221", "2001:db8:64::c000:221"] {
+            assert!(is_upstream_synthesized(v6.parse().unwrap(), &ours), "{v6}");
+        }
+        // The local-use 64:ff9b:1::/48 (RFC 8215) is not the /96, and a
+        // global address is native.
+        for v6 in ["64:ff9b:1::c000:221", "2001:db8::1", "::ffff:192.0.2.1"] {
+            assert!(!is_upstream_synthesized(v6.parse().unwrap(), &ours), "{v6}");
+        }
+        assert!(is_upstream_synthesized("64:ff9b::1".parse().unwrap(), &[]));
+    }
+
+    #[test]
+    fn rfc8914_17_marks_only_an_a_answer_the_filter_emptied() {
+        assert!(filtered_ede(rtype::A, rcode::NOERROR, 2, 0));
+        // Nothing removed, data left, another type, NXDOMAIN: no mark.
+        assert!(!filtered_ede(rtype::A, rcode::NOERROR, 0, 0));
+        assert!(!filtered_ede(rtype::A, rcode::NOERROR, 1, 1));
+        assert!(!filtered_ede(rtype::AAAA, rcode::NOERROR, 1, 0));
+        assert!(!filtered_ede(rtype::A, rcode::NXDOMAIN, 1, 0));
     }
 
     #[test]

@@ -404,3 +404,58 @@ fn synthesized_answer_clears_ad() {
         .unwrap();
     assert!(!out.metadata.authentic_data);
 }
+
+#[test]
+fn an_answer_of_only_aaaa_synthesized_upstream_is_synthesized_for_under_native() {
+    // A DNS64 upstream used the well-known prefix; ours is a zone's NSP.
+    let t = rules("prefixes = [\"2001:db8:64::/96\"]\n");
+    let q = name("v4.example.");
+    let upstream = response(
+        ResponseCode::NoError,
+        vec![aaaa("v4.example.", "64:ff9b::c000:201")],
+        vec![],
+    );
+    assert_eq!(t.d.upstream_synthesized(&upstream), 1);
+    assert!(matches!(
+        t.after_aaaa(&q, Some(&upstream)),
+        AaaaVerdict::Synthesize { .. }
+    ));
+    let a_resp = response(
+        ResponseCode::NoError,
+        vec![a("v4.example.", 60, "192.0.2.1")],
+        vec![],
+    );
+    let got = rdata(t.synthesize(&q, Some(&upstream), &a_resp).unwrap());
+    assert_eq!(got, vec!["2001:db8:64::c000:201"]);
+    // With nothing to synthesize, the original answer loses them.
+    let mut orig = upstream.clone();
+    t.d.remove_unwanted_aaaa(ZonePolicy::Native, &mut orig);
+    assert!(orig.answers.is_empty());
+}
+
+#[test]
+fn aaaa_inside_a_zone_prefix_are_synthesized_upstream_too() {
+    let t = rules(
+        "[[dns64.zone]]\nsuffix = \"corp.example.\"\npolicy = \"native\"\nprefixes = [\"2001:db8:99::/96\"]\n",
+    );
+    assert!(t.d.is_upstream_synthesized("2001:db8:99::c000:201".parse().unwrap()));
+    assert!(t.d.is_native("2001:db8:98::c000:201".parse().unwrap()));
+}
+
+#[test]
+fn rfc6147_5_5_a_bogus_servfail_is_returned_even_with_synthesize_on_error() {
+    let t = rules("");
+    let q = name("bogus.example.");
+    let mut bogus = response(ResponseCode::ServFail, vec![], vec![]);
+    let mut edns = hickory_proto::op::Edns::new();
+    edns.options_mut()
+        .insert(EdnsOption::Unknown(crate::wire::EDE_OPTION, vec![0, 6]));
+    bogus.edns = Some(edns);
+    assert_eq!(t.after_aaaa(&q, Some(&bogus)), AaaaVerdict::Return);
+    // The same SERVFAIL without the extended error is synthesized for.
+    bogus.edns = None;
+    assert!(matches!(
+        t.after_aaaa(&q, Some(&bogus)),
+        AaaaVerdict::Synthesize { .. }
+    ));
+}

@@ -142,10 +142,13 @@ pub fn synthesized_soa(owner: Name, negative_ttl: u32) -> Record {
 /// Zero-copy form of the common `strip` case (SPEC §4): an A answer becomes
 /// NODATA in one pass — its CNAME/DNAME chain kept, every other record
 /// dropped, an SOA made with `negative_ttl` owned by the chain's end, AD
-/// cleared (records were removed), the OPT record kept last.
+/// cleared (records were removed), the OPT record kept last; with
+/// `filtered`, that OPT gains RFC 8914 code 17 (Filtered, no text): six
+/// octets appended to the copy, no second pass.
 pub fn nodata_from_a_answer(
     msg: &wire::Message<'_>,
     negative_ttl: u32,
+    filtered: bool,
     out: &mut Vec<u8>,
 ) -> Result<(), wire::RewriteError> {
     wire::rewrite::retain_into(msg, out, |rr| {
@@ -168,8 +171,18 @@ pub fn nodata_from_a_answer(
     }
     out[8..10].copy_from_slice(&1u16.to_be_bytes());
     if let Some(opt) = msg.opt() {
+        let at = out.len();
         out.extend_from_slice(&msg.bytes()[opt.at..opt.end]);
         out[10..12].copy_from_slice(&1u16.to_be_bytes());
+        // OPT RDLENGTH sits 9 octets into the record (root owner, TYPE,
+        // CLASS, TTL); the upstream's options stay in front of ours.
+        let rdlen = opt.rdata().len() + 6;
+        if filtered && let Ok(rdlen) = u16::try_from(rdlen) {
+            out[at + 9..at + 11].copy_from_slice(&rdlen.to_be_bytes());
+            out.extend_from_slice(&wire::EDE_OPTION.to_be_bytes());
+            out.extend_from_slice(&2u16.to_be_bytes());
+            out.extend_from_slice(&wire::ede::FILTERED.to_be_bytes());
+        }
     }
     Ok(())
 }

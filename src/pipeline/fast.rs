@@ -143,7 +143,9 @@ impl Pipeline {
         let plain = s.rcode == rcode::NOERROR && s.cname == 0;
         // §5.1.2 / SPEC §3.4: NXDOMAIN is returned as is, chain included.
         let nxdomain = s.rcode == rcode::NXDOMAIN && s.aaaa == 0;
-        if !(plain || nxdomain)
+        // §5.5: a validator's SERVFAIL passes as it is, extended error kept.
+        let bogus = rules::validation_failed(s.rcode, view.extended_errors().map(|(c, _)| c));
+        if !(plain || nxdomain || bogus)
             || s.a > 0
             || s.a_rrsig > 0
             || view
@@ -152,25 +154,49 @@ impl Pipeline {
         {
             return AaaaWire::Other;
         }
+        let (mut excluded, mut upstream) = (0, 0);
+        if s.aaaa > 0 {
+            for v6 in view.section(wire::Section::Answer).filter_map(|r| r.ipv6()) {
+                if self.dns64.is_excluded(v6) {
+                    excluded += 1;
+                } else if self.dns64.is_upstream_synthesized(v6) {
+                    upstream += 1;
+                }
+            }
+        }
         // §5.1.4: removing excluded AAAA is the general path's.
-        if s.aaaa > 0
-            && view
-                .section(wire::Section::Answer)
-                .any(|r| r.ipv6().is_some_and(|v6| self.dns64.is_excluded(v6)))
-        {
+        if excluded > 0 {
             return AaaaWire::Other;
         }
-        match self
-            .dns64
-            .decide_after_aaaa(Some(s.rcode), usize::from(s.aaaa), ask.rules.policy)
-        {
-            rules::AfterAaaa::Return => {
+        if upstream > 0 {
+            ask.trace
+                .upstream_synthesized
+                .store(true, Ordering::Relaxed);
+        }
+        let facts = rules::AaaaFacts {
+            rcode: s.rcode,
+            native_aaaa: usize::from(s.aaaa) - upstream,
+            validation_failed: bogus,
+        };
+        match self.dns64.decide_after_aaaa(Some(facts), ask.rules.policy) {
+            rules::AfterAaaa::Return if upstream == 0 => {
                 copy_with_ra(aaaa, out);
                 AaaaWire::Done
             }
+            // Native AAAA beside ones synthesized upstream: removing those
+            // is the general path's.
+            rules::AfterAaaa::Return => AaaaWire::Other,
             // `both` merges the native AAAA in, `synthesize` drops them:
             // the general path builds those answers.
-            rules::AfterAaaa::Synthesize if s.aaaa > 0 => AaaaWire::Other,
+            rules::AfterAaaa::Synthesize if facts.native_aaaa > 0 => AaaaWire::Other,
+            // Only AAAA synthesized upstream (a DNS64 resolver in front): as
+            // NODATA, synthesis from the A records with our prefixes; the
+            // SOA-less cap of §5.1.7 as the general path takes it. Should
+            // nothing be synthesized, the NODATA without those records is
+            // the general path's to build ([`Pipeline::synthesize_wire`]).
+            rules::AfterAaaa::Synthesize if upstream > 0 => AaaaWire::NeedA {
+                ttl_cap: rules::ttl_cap(s.negative_ttl),
+            },
             // NODATA: §5.1.6 synthesis from the A records, §5.1.7 TTL. With
             // nothing to synthesize this NODATA is the answer, sent as it is
             // only when the NODATA SOA rule keeps it as it is.
@@ -200,10 +226,19 @@ impl Pipeline {
         ttl_cap: u32,
         out: &mut Vec<u8>,
     ) -> bool {
+        // After [`AaaaWire::NeedA`] any AAAA in the answer was synthesized
+        // upstream: noted again here because the relay finishes this stage
+        // with a trace of its own. A NODATA (no answer records) costs no parse.
+        if wire::Header::new(aaaa).is_some_and(|h| h.ancount() > 0)
+            && wire::Message::parse(aaaa).is_ok_and(|v| v.classify().aaaa > 0)
+        {
+            ask.trace
+                .upstream_synthesized
+                .store(true, Ordering::Relaxed);
+        }
         let a_view = a.and_then(|a| wire::Message::parse(a).ok());
         let Some(a_view) = a_view.filter(|v| rules::a_response_is_usable(Some(v.rcode()))) else {
-            copy_with_ra(aaaa, out);
-            return true;
+            return nothing_synthesized(aaaa, out);
         };
         let Some(owner) = a_view.chain_end() else {
             return false;
@@ -217,10 +252,7 @@ impl Pipeline {
             allow,
             out,
         ) {
-            Ok(0) => {
-                copy_with_ra(aaaa, out);
-                true
-            }
+            Ok(0) => nothing_synthesized(aaaa, out),
             Ok(_) => {
                 ask.trace.synthesized.store(true, Ordering::Relaxed);
                 set_ra(out);
@@ -256,9 +288,10 @@ impl Pipeline {
         // The wire view builds only the NODATA with an SOA of our own, and
         // not `rewrite`'s glue.
         let soa = rules::nodata_soa(s.rcode, 0, removed, false, s.negative_ttl.is_some());
+        let mark = rules::filtered_ede(rtype::A, s.rcode, removed, 0);
         if soa != rules::NodataSoa::Make
             || ask.rules.filter_a != FilterA::Strip
-            || filter::nodata_from_a_answer(&view, self.negative_ttl, out).is_err()
+            || filter::nodata_from_a_answer(&view, self.negative_ttl, mark, out).is_err()
         {
             return false;
         }
@@ -274,6 +307,17 @@ pub(super) fn set_ra(reply: &mut [u8]) {
     if let Some(b) = reply.get_mut(3) {
         *b |= 0x80;
     }
+}
+
+/// §5.1.6 item 5: nothing to synthesize, so the AAAA response stands:
+/// its bytes when it is a NODATA; false when it held AAAA synthesized
+/// upstream, which must go (the general path builds that NODATA).
+fn nothing_synthesized(aaaa: &[u8], out: &mut Vec<u8>) -> bool {
+    if !wire::Message::parse(aaaa).is_ok_and(|v| v.classify().aaaa == 0) {
+        return false;
+    }
+    copy_with_ra(aaaa, out);
+    true
 }
 
 /// `reply` into `out`, with RA set.

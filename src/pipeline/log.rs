@@ -13,6 +13,9 @@ use super::*;
 #[derive(Debug, Default)]
 pub(super) struct Trace {
     pub(super) synthesized: AtomicBool,
+    /// The upstream's AAAA response held AAAA synthesized by a DNS64 in
+    /// front of us (not native, `dns64d_upstream_synthesized_total`).
+    pub(super) upstream_synthesized: AtomicBool,
     /// A records the filter removed from this answer.
     a_stripped: AtomicU32,
     pub(super) upstream: Mutex<Option<SocketAddr>>,
@@ -80,6 +83,9 @@ impl Pipeline {
         let rcode = reply_rcode(out);
         self.metrics.response(rcode, took);
         self.metrics.answered(trace.tally());
+        if trace.upstream_synthesized.load(Ordering::Relaxed) {
+            self.metrics.upstream_synthesized();
+        }
         if self.query_log.sampled() {
             tracing::info!(
                 client = %f.client_ip,

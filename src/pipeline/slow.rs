@@ -13,7 +13,7 @@ use hickory_proto::rr::{Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use crate::cache::{Key, Lookup};
-use crate::dns64::{AaaaVerdict, rules};
+use crate::dns64::{self, AaaaVerdict, rules};
 use crate::filter::{self, AFailure};
 use crate::reply::Client;
 use crate::types::FilterA;
@@ -153,7 +153,7 @@ impl Pipeline {
                     _ = tokio::time::sleep(cache.stale_answer_after()) => {
                         self.metrics.cache(true, true);
                         ask.trace.set(e.tally());
-                        return e.render(now, Some(cache.stale_ttl()));
+                        return self.stale(ask, e.render(now, Some(cache.stale_ttl())));
                     }
                 }
             }
@@ -163,13 +163,25 @@ impl Pipeline {
             Some(e) if reply_rcode(&full) == rcode::SERVFAIL => {
                 self.metrics.cache(true, true);
                 ask.trace.set(e.tally());
-                e.render(now, Some(cache.stale_ttl()))
+                self.stale(ask, e.render(now, Some(cache.stale_ttl())))
             }
             _ => {
                 cache.insert(key, &full, now, ask.trace.tally());
                 full
             }
         }
+    }
+
+    /// A stale answer (RFC 8767 §4) marked with RFC 8914 code 3 (Stale
+    /// Answer) for a client that speaks EDNS, so it can tell. Off the hot
+    /// path: serve-stale runs as a task. An answer the mark does not fit
+    /// (`set_edns` fails before it inserts) goes unmarked.
+    fn stale(&self, ask: &Ask<'_>, mut out: Vec<u8>) -> Vec<u8> {
+        if let Some(e) = ask.query().edns {
+            let mark = Some((ede::STALE_ANSWER, ""));
+            let _ = wire::rewrite::set_edns(&mut out, self.udp_payload, e.dnssec_ok, mark);
+        }
+        out
     }
 
     /// Asks upstream, noting which server answered for the query log.
@@ -255,7 +267,13 @@ impl Pipeline {
 
     /// Last step for every parsed answer to a DNS64 client: the A filter,
     /// the NODATA SOA where records were removed, then the reply encoding.
-    pub(super) fn finish(&self, ask: &Ask<'_>, mut msg: Message) -> Vec<u8> {
+    pub(super) fn finish(&self, ask: &Ask<'_>, msg: Message) -> Vec<u8> {
+        self.finish_with(ask, msg, None)
+    }
+
+    /// [`Pipeline::finish`] carrying `ede`, an upstream's extended error
+    /// to pass on (the encoding makes our own OPT).
+    fn finish_with(&self, ask: &Ask<'_>, mut msg: Message, ede: Option<(u16, &str)>) -> Vec<u8> {
         let stripped = filter::enforce(
             &mut msg,
             ask.rules.filter_a,
@@ -267,7 +285,16 @@ impl Pipeline {
         if let Some(qname) = qname(ask.query()) {
             filter::ensure_nodata_soa(&mut msg, &qname, qtype, stripped, self.negative_ttl);
         }
-        ask.client.encode(msg, None)
+        // RFC 8914 §4.18: as the wire path marks the NODATA it builds.
+        let left = msg
+            .answers
+            .iter()
+            .filter(|r| r.record_type() == qtype)
+            .count();
+        let rcode = u16::from(msg.metadata.response_code);
+        let filtered = rules::filtered_ede(ask.query().qtype, rcode, stripped, left);
+        ask.client
+            .encode(msg, ede.or(filtered.then_some((ede::FILTERED, ""))))
     }
 
     /// AAAA from a DNS64 client: RFC 6147 §5.1, with the zone policy.
@@ -287,7 +314,7 @@ impl Pipeline {
         // §5.1.8: asking A alongside AAAA saves a round trip; the answer is
         // the same as the sequential one because synthesis merges the chain
         // the A response carries itself.
-        let (aaaa, early_a) = if self.parallel_a {
+        let (aaaa, mut early_a) = if self.parallel_a {
             let (aaaa, a) = tokio::join!(
                 self.ask_upstream(ask, ask.bytes),
                 self.ask_upstream(ask, &a_query)
@@ -298,7 +325,7 @@ impl Pipeline {
         };
         if let Ok(reply) = &aaaa
             && let Some(out) = self
-                .aaaa_on_the_wire(ask, &reply.bytes, &a_query, early_a.as_ref())
+                .aaaa_on_the_wire(ask, &reply.bytes, &a_query, &mut early_a)
                 .await
         {
             return out;
@@ -308,11 +335,25 @@ impl Pipeline {
             .as_ref()
             .ok()
             .and_then(|r| Message::from_vec(&r.bytes).ok());
+        if aaaa_msg
+            .as_ref()
+            .is_some_and(|m| self.dns64.upstream_synthesized(m) > 0)
+        {
+            ask.trace
+                .upstream_synthesized
+                .store(true, Ordering::Relaxed);
+        }
         let policy = ask.rules.policy;
         let original = |msg: Option<Message>| match msg {
             Some(mut m) => {
                 self.dns64.remove_unwanted_aaaa(policy, &mut m);
-                self.finish(ask, m)
+                // §5.5: a validator's SERVFAIL keeps its extended error.
+                let rcode = u16::from(m.metadata.response_code);
+                let bogus = dns64::extended_errors(&m)
+                    .find(|&(code, _)| rules::validation_failed(rcode, [code]))
+                    .map(|(code, text)| (code, String::from_utf8_lossy(text).into_owned()));
+                let ede = bogus.as_ref().map(|(code, text)| (*code, text.as_str()));
+                self.finish_with(ask, m, ede)
             }
             None => match &aaaa {
                 Err(e) => self.unreachable(ask, e),
@@ -365,12 +406,14 @@ impl Pipeline {
     /// is answered from the A response's bytes by [`wire::rewrite::synthesize_aaaa`]
     /// (or, with nothing to synthesize, by the NODATA itself). `None`: some
     /// other shape; the decode → mutate → encode path answers it identically.
+    /// The A reply it asks for is left in `early_a`, so that path does not
+    /// ask again.
     pub(super) async fn aaaa_on_the_wire(
         &self,
         ask: &Ask<'_>,
         aaaa: &[u8],
         a_query: &[u8],
-        early_a: Option<&Reply>,
+        early_a: &mut Option<Reply>,
     ) -> Option<Vec<u8>> {
         let mut out = Vec::new();
         let ttl_cap = match self.aaaa_wire(ask, aaaa, &mut out) {
@@ -378,17 +421,10 @@ impl Pipeline {
             AaaaWire::Other => return None,
             AaaaWire::NeedA { ttl_cap } => ttl_cap,
         };
-        let asked;
-        let a = match early_a {
-            Some(r) => Some(r.bytes.as_slice()),
-            None => match self.ask_upstream(ask, a_query).await {
-                Ok(r) => {
-                    asked = r.bytes;
-                    Some(asked.as_slice())
-                }
-                Err(_) => None,
-            },
-        };
+        if early_a.is_none() {
+            *early_a = self.ask_upstream(ask, a_query).await.ok();
+        }
+        let a = early_a.as_ref().map(|r| r.bytes.as_slice());
         self.synthesize_wire(ask, aaaa, a, ttl_cap, &mut out)
             .then_some(out)
     }

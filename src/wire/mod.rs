@@ -347,6 +347,18 @@ pub const EDE_OPTION: u16 = 15;
 pub mod ede {
     /// Other error.
     pub const OTHER: u16 = 0;
+    /// An answer served from an expired cache entry (RFC 8767).
+    pub const STALE_ANSWER: u16 = 3;
+    /// DNSSEC validation failures (RFC 8914 §4.7–§4.11, §4.13): the
+    /// upstream validator found the answer bogus.
+    pub const DNSSEC_BOGUS: u16 = 6;
+    pub const SIGNATURE_EXPIRED: u16 = 7;
+    pub const SIGNATURE_NOT_YET_VALID: u16 = 8;
+    pub const DNSKEY_MISSING: u16 = 9;
+    pub const RRSIGS_MISSING: u16 = 10;
+    pub const NSEC_MISSING: u16 = 12;
+    /// Records withheld by the operator's policy (RFC 8914 §4.18): `filter.a`.
+    pub const FILTERED: u16 = 17;
     /// The client is not allowed (with REFUSED).
     pub const PROHIBITED: u16 = 18;
     /// Every upstream failed.

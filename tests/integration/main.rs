@@ -22,6 +22,9 @@ mod bad_input;
 /// §8 config errors, through the library and the binary.
 mod config;
 
+/// §3 with DNS64 or DNSSEC done upstream; the extended errors we add.
+mod answers;
+
 /// §3.8 parallel A, §3.9 per-name policies, §5 AAAA order.
 mod policy;
 

@@ -355,6 +355,16 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// The RFC 8914 Extended DNS Errors in the OPT record:
+    /// `(INFO-CODE, EXTRA-TEXT)`; an option too short for its code is skipped.
+    pub fn extended_errors(&self) -> impl Iterator<Item = (u16, &'a [u8])> + 'a {
+        self.opt
+            .into_iter()
+            .flat_map(|o| o.options())
+            .filter(|&(code, data)| code == super::EDE_OPTION && data.len() >= 2)
+            .map(|(_, data)| (u16::from_be_bytes([data[0], data[1]]), &data[2..]))
+    }
+
     /// The records of one section.
     pub fn section(&self, s: Section) -> Records<'a> {
         let h = self.header();

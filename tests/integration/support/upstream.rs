@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, ResponseCode};
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -41,6 +42,10 @@ pub enum Action {
     Answer,
     /// Answer with this rcode and no records.
     Rcode(ResponseCode),
+    /// Answer with this rcode, no records, and (to a query with EDNS) this
+    /// RFC 8914 extended error: a validating resolver's SERVFAIL for bogus
+    /// data carries 6 (DNSSEC Bogus).
+    RcodeWithEde(ResponseCode, u16),
     /// Answer from the zone, records included, but with this rcode (a broken
     /// upstream that sends data with an error).
     RcodeWithRecords(ResponseCode),
@@ -360,6 +365,16 @@ impl Shared {
             reply.metadata.response_code = rcode;
             return reply.to_vec().expect("encode");
         }
+        if let Action::RcodeWithEde(rcode, info_code) = action {
+            reply.metadata.response_code = rcode;
+            if let Some(edns) = &mut reply.edns {
+                let mut data = info_code.to_be_bytes().to_vec();
+                data.extend_from_slice(b"validation failure");
+                edns.options_mut()
+                    .insert(EdnsOption::Unknown(super::client::EDE_OPTION, data));
+            }
+            return reply.to_vec().expect("encode");
+        }
         let dnssec_ok = query.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
         let set = self
             .state
@@ -530,6 +545,7 @@ async fn serve_udp(socket: Arc<UdpSocket>, shared: Arc<Shared>, shutdown: Cancel
                 | Action::Cut
                 | Action::DropOneIn(_)
                 | Action::Rcode(_)
+                | Action::RcodeWithEde(..)
                 | Action::RcodeWithRecords(_)
                 | Action::Oversize
                 | Action::Truncated => None,
@@ -620,6 +636,7 @@ async fn serve_tcp_connection(
                 | Action::Truncated
                 | Action::Answer
                 | Action::Rcode(_)
+                | Action::RcodeWithEde(..)
                 | Action::RcodeWithRecords(_) => {}
             }
             let then_answer = !matches!(
