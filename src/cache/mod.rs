@@ -15,6 +15,12 @@
 //! `cache.servfail_ttl` (RFC 2308 §7); all clamped by the config. Expired
 //! entries are kept up to `cache.stale_max_age` for serve-stale (RFC 8767).
 //!
+//! Rotation (`dns64.rotate`): the A and AAAA RRsets of an entry are found
+//! once at insert (`wire::rewrite::rotation_runs`) and rotated by one record
+//! per render, each group on its own (A; native AAAA; the AAAA of each
+//! prefix), so `dns64.order` and the prefix order hold while every address
+//! of a group comes first in turn.
+//!
 //! Data path position: between `policy` and `upstream`.
 
 use std::hash::{Hash, Hasher};
@@ -26,6 +32,8 @@ use quick_cache::Weighter;
 use quick_cache::sync::Cache as QuickCache;
 
 use crate::config::CacheConfig;
+use crate::types::Prefix;
+use crate::wire::rewrite::{RotationRun, rotate_run, rotation_runs};
 use crate::wire::{self, Header, Query, rcode, rtype};
 
 /// Bytes of bookkeeping counted per entry on top of the answer itself.
@@ -65,10 +73,16 @@ pub struct Tally {
 #[derive(Debug)]
 pub struct Entry {
     /// The answer, then the offset of every TTL field in it (OPT excluded)
-    /// as 16-bit big-endian numbers (a message is at most 64 KiB): one
-    /// allocation for both.
+    /// as 16-bit big-endian numbers (a message is at most 64 KiB), then the
+    /// rotation runs as three such numbers each: one allocation for all.
     data: Vec<u8>,
     answer_len: usize,
+    /// Where the TTL offsets end and the rotation runs start in `data`.
+    ttl_end: usize,
+    /// Renders so far: the turn of the next rotation (wraps harmlessly).
+    /// The hit already writes this cache line (the `Arc` count), so the
+    /// increment costs no extra sharing.
+    turns: AtomicU32,
     /// Offset of the OPT record's CLASS (the UDP payload size), if any:
     /// a hit patches it without walking the records again.
     opt_class_at: Option<u32>,
@@ -98,7 +112,8 @@ impl Entry {
     /// reuses: a cache hit allocates nothing.
     pub fn render_into(&self, now: Instant, stale_ttl: Option<u32>, out: &mut Vec<u8>) {
         out.clear();
-        let (answer, ttl_at) = self.data.split_at(self.answer_len);
+        let (answer, rest) = self.data.split_at(self.answer_len);
+        let (ttl_at, runs) = rest.split_at(self.ttl_end - self.answer_len);
         out.extend_from_slice(answer);
         let age = now
             .saturating_duration_since(self.stored)
@@ -109,6 +124,20 @@ impl Entry {
             let ttl = u32::from_be_bytes([out[at], out[at + 1], out[at + 2], out[at + 3]]);
             let new = stale_ttl.unwrap_or_else(|| ttl.saturating_sub(age));
             out[at..at + 4].copy_from_slice(&new.to_be_bytes());
+        }
+        if !runs.is_empty() {
+            // The stored answer went out as it is (turn 0) when it was
+            // resolved; the first hit starts at turn 1.
+            let turn = self.turns.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+            for r in runs.chunks_exact(6) {
+                let n = |i: usize| u16::from_be_bytes([r[i], r[i + 1]]);
+                let run = RotationRun {
+                    start: n(0),
+                    record_len: n(2),
+                    count: n(4),
+                };
+                rotate_run(out, run, turn);
+            }
         }
     }
 
@@ -241,6 +270,9 @@ impl Weighter<StoredKey, Arc<Entry>> for ByBytes {
 pub struct Cache {
     map: QuickCache<StoredKey, Arc<Entry>, ByBytes>,
     cfg: CacheConfig,
+    /// `Some` when entries rotate (`dns64.rotate`): the prefixes whose
+    /// AAAA form a group each (configured order), apart from native ones.
+    rotate: Option<Vec<Prefix>>,
     /// Prefetches in flight.
     prefetching: AtomicUsize,
 }
@@ -259,7 +291,30 @@ impl Cache {
         Cache {
             map: QuickCache::with_weighter(cfg.size, cfg.max_bytes, ByBytes),
             cfg: cfg.clone(),
+            rotate: None,
             prefetching: AtomicUsize::new(0),
+        }
+    }
+
+    /// Rotates the A and AAAA RRsets of every entry stored from now on
+    /// (`dns64.rotate`), the AAAA inside each of `prefixes` as a group of
+    /// their own, apart from native ones.
+    pub fn rotating(mut self, prefixes: Vec<Prefix>) -> Cache {
+        self.rotate = Some(prefixes);
+        self
+    }
+
+    /// The rotation group of a record: A, native AAAA, or the AAAA of one
+    /// prefix; `None` for any other type (never rotated).
+    fn group(prefixes: &[Prefix], rtype: u16, rdata: &[u8]) -> Option<u16> {
+        match (rtype, rdata.len()) {
+            (rtype::A, 4) => Some(0),
+            (rtype::AAAA, 16) => {
+                let v6 = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(rdata).ok()?);
+                let inside = prefixes.iter().position(|p| p.net().contains(&v6));
+                Some(inside.map_or(1, |i| 2 + i as u16))
+            }
+            _ => None,
         }
     }
 
@@ -301,7 +356,13 @@ impl Cache {
         };
         let records =
             usize::from(h.ancount()) + usize::from(h.nscount()) + usize::from(h.arcount());
-        let mut data = Vec::with_capacity(answer.len() + 2 * records);
+        // Room for the runs too (at most one per two answers): one allocation.
+        let runs = if self.rotate.is_some() {
+            6 * (usize::from(h.ancount()) / 2)
+        } else {
+            0
+        };
+        let mut data = Vec::with_capacity(answer.len() + 2 * records + runs);
         data.extend_from_slice(answer);
         let Some((opt_class_at, lifetime)) = self.lifetime(answer, &mut data) else {
             return;
@@ -309,9 +370,23 @@ impl Cache {
         if lifetime.is_zero() {
             return;
         }
+        let ttl_end = data.len();
+        if let Some(prefixes) = &self.rotate {
+            rotation_runs(
+                answer,
+                |t, rdata| Cache::group(prefixes, t, rdata),
+                |r| {
+                    for n in [r.start, r.record_len, r.count] {
+                        data.extend_from_slice(&n.to_be_bytes());
+                    }
+                },
+            );
+        }
         let entry = Entry {
             data,
             answer_len: answer.len(),
+            ttl_end,
+            turns: AtomicU32::new(0),
             opt_class_at,
             stored: now,
             lifetime,

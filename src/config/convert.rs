@@ -56,6 +56,7 @@ impl TryFrom<RawConfig> for Config {
                 }
             },
             http_reload: s.http_reload.unwrap_or(false),
+            watch_config: s.watch_config.unwrap_or(true),
             udp_sockets: match s.udp_sockets {
                 None | Some(0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
                 Some(n) if n <= 256 => n as usize,
@@ -193,6 +194,7 @@ impl TryFrom<RawConfig> for Config {
             strict_rfc6052: d.strict_rfc6052.unwrap_or(false),
             synthesize_on_error: d.synthesize_on_error.unwrap_or(true),
             order: d.order.unwrap_or(Order::SynthesizedFirst),
+            rotate: d.rotate.unwrap_or(true),
             parallel_a: d.parallel_a.unwrap_or(false),
             ptr: d.ptr.unwrap_or(PtrMode::Follow),
             zone: d

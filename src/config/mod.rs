@@ -220,6 +220,9 @@ pub struct ServerConfig {
     pub metrics: Option<SocketAddr>,
     /// `POST /reload` on the metrics port.
     pub http_reload: bool,
+    /// Reload when the config file changes (a mounted ConfigMap is swapped
+    /// by symlink and sends no SIGHUP); read at start-up only.
+    pub watch_config: bool,
     /// UDP sockets per listen address (`SO_REUSEPORT`), one per core by default.
     pub udp_sockets: usize,
     /// SO_RCVBUF asked for on each UDP socket (bytes; 0 = system default).
@@ -377,6 +380,9 @@ pub struct Dns64Config {
     pub strict_rfc6052: bool,
     pub synthesize_on_error: bool,
     pub order: Order,
+    /// Rotate the A and AAAA records of a cached answer on every hit, each
+    /// `order` group on its own (round robin, as CoreDNS `loadbalance`).
+    pub rotate: bool,
     pub parallel_a: bool,
     pub ptr: PtrMode,
     pub zone: Vec<ZoneConfig>,

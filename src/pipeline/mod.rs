@@ -156,14 +156,26 @@ impl Ask<'_> {
 impl Pipeline {
     /// Builds the pipeline from a config.
     pub fn new(cfg: &Config, metrics: Arc<Metrics>) -> Pipeline {
+        Pipeline::keeping(cfg, metrics, None)
+    }
+
+    /// [`Pipeline::new`] that serves from `cache` (the running pipeline's,
+    /// kept across a reload that changes no answer) instead of a new one.
+    pub fn keeping(cfg: &Config, metrics: Arc<Metrics>, cache: Option<Arc<Cache>>) -> Pipeline {
         let policy = Policy::new(cfg);
+        let all_prefixes = policy.all_prefixes();
         Pipeline {
-            all_prefixes: policy.all_prefixes(),
             policy,
             dns64: Dns64::new(&cfg.dns64),
             upstream: Upstreams::new(&cfg.upstream, &metrics),
             cache: cfg.cache.enabled.then(|| {
-                let cache = Arc::new(Cache::new(&cfg.cache));
+                let cache = cache.unwrap_or_else(|| {
+                    let fresh = Cache::new(&cfg.cache);
+                    Arc::new(match cfg.dns64.rotate {
+                        true => fresh.rotating(all_prefixes.clone()),
+                        false => fresh,
+                    })
+                });
                 let gauge = cache.clone();
                 metrics.gauge(
                     crate::metrics::names::CACHE_ENTRIES,
@@ -193,6 +205,7 @@ impl Pipeline {
                 },
                 seen: AtomicU64::new(0),
             },
+            all_prefixes,
             metrics,
             udp_payload: cfg.server.udp_payload,
             negative_ttl: cfg.filter.negative_ttl,
@@ -373,6 +386,11 @@ impl Pipeline {
             dns64,
             key,
         })
+    }
+
+    /// The answer cache, when `cache.enabled`.
+    pub fn cache(&self) -> Option<&Arc<Cache>> {
+        self.cache.as_ref()
     }
 
     /// The default upstream group, the one the receive loops' relays serve.

@@ -46,6 +46,9 @@ mod metrics;
 /// The answer cache: hits, TTLs, negative caching, clamps, separation, serve-stale.
 mod cache;
 
+/// Answer rotation on cache hits (`dns64.rotate`).
+mod rotation;
+
 /// Operations: the scrape parsed, /ready, POST /reload, reloads under load.
 mod operations;
 

@@ -23,11 +23,13 @@ use super::message::{
 use super::{HEADER_LEN, MAX_NAME_LEN, rtype};
 
 mod in_place;
+mod rotate;
 mod synthesis;
 #[cfg(test)]
 mod tests;
 
 pub use in_place::*;
+pub use rotate::{RotationRun, rotate_run, rotation_runs};
 #[cfg(test)]
 use synthesis::embedding;
 pub use synthesis::synthesize_aaaa;
