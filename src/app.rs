@@ -286,7 +286,7 @@ impl Server {
     }
 
     async fn serve(self, stop: Stop, graceful: CancellationToken, grace: Duration) {
-        let (max_inflight, max_tcp, idle, drain, probe, workers) = {
+        let (max_inflight, max_tcp, idle, drain, probe, workers, watch) = {
             let cfg = self.inner.config.lock().unwrap_or_else(|e| e.into_inner());
             (
                 cfg.server.max_inflight,
@@ -295,6 +295,7 @@ impl Server {
                 cfg.server.drain_timeout,
                 cfg.server.metrics.is_some(),
                 cfg.server.workers,
+                cfg.server.watch_config,
             )
         };
         // What the listeners stop on: the end of the grace period.
@@ -324,6 +325,24 @@ impl Server {
         let _ = self.inner.shared.set(shared.clone());
 
         let listeners = TaskTracker::new();
+        // Registered before any listener serves: a change made once a query
+        // has been answered is seen.
+        let watched = match (watch, &self.inner.config_path) {
+            (true, Some(path)) => crate::watch::ConfigWatch::new(path.clone()),
+            _ => None,
+        };
+        if let Some(w) = watched {
+            // A mounted ConfigMap changes by symlink swap and sends no
+            // SIGHUP: reload as SIGHUP does (validate, then swap).
+            let handle = Handle {
+                inner: self.inner.clone(),
+            };
+            listeners.spawn(w.run(shutdown.clone(), move || {
+                tracing::info!("config file changed: reloading");
+                // Errors are logged and counted by reload; the old config keeps serving.
+                let _ = handle.reload();
+            }));
+        }
         {
             let mut map = self
                 .inner
@@ -586,8 +605,9 @@ impl Handle {
     /// Applies a new config: new listen addresses are bound first (a failure
     /// changes nothing), then the pipeline is swapped atomically (queries in
     /// flight finish under the config they started with), then removed
-    /// addresses stop accepting. Caps and timeouts of the listeners apply at
-    /// the next restart.
+    /// addresses stop accepting. The cache is kept when the new config gives
+    /// the same answers ([`Config::same_answers`]), else it starts empty.
+    /// Caps and timeouts of the listeners apply at the next restart.
     pub fn apply(&self, cfg: Config) -> Result<(), ReloadError> {
         let inner = &self.inner;
         let mut current = inner.config.lock().unwrap_or_else(|e| e.into_inner());
@@ -606,9 +626,16 @@ impl Handle {
         let fresh = bind_all(&added, &cfg.server)?;
         let effective = effective(&cfg, learned.as_ref(), &inner.metrics);
         drop(learned);
-        inner
-            .pipeline
-            .store(Arc::new(Pipeline::new(&effective, inner.metrics.clone())));
+        // Discovery's prefixes are the same for both configs (`learned`).
+        let keep = current.same_answers(&cfg);
+        let cache = keep
+            .then(|| inner.pipeline.load().cache().cloned())
+            .flatten();
+        inner.pipeline.store(Arc::new(Pipeline::keeping(
+            &effective,
+            inner.metrics.clone(),
+            cache,
+        )));
         // Discovery turned on, or its bounds changed: ask again now.
         inner.rediscover.notify_one();
         for (configured, b) in fresh {
@@ -635,12 +662,14 @@ impl Handle {
             || s.0.max_tcp_connections != s.1.max_tcp_connections
             || s.0.tcp_idle_timeout != s.1.tcp_idle_timeout
             || s.0.metrics != s.1.metrics
+            || s.0.watch_config != s.1.watch_config
         {
             tracing::warn!(
-                "server.max_inflight, max_tcp_connections, tcp_idle_timeout and metrics apply at the next restart"
+                "server.max_inflight, max_tcp_connections, tcp_idle_timeout, metrics and watch_config apply at the next restart"
             );
         }
         tracing::info!(
+            cache_kept = keep,
             listen = ?cfg.server.listen,
             prefixes = ?cfg.dns64.prefixes.names(),
             filter_a = ?cfg.filter.a,

@@ -33,4 +33,5 @@ pub mod discovery;
 pub mod doctor;
 pub mod error;
 pub mod metrics;
+pub mod watch;
 pub mod worker;

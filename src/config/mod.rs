@@ -535,6 +535,38 @@ impl Config {
         raw.try_into()
     }
 
+    /// True when `other` gives every query the answer `self` gives: they
+    /// differ at most in how dns64d serves (listeners, caps, timeouts,
+    /// workers, rate limit, metrics, logging, the upstream timers and
+    /// sockets), not in what it answers. A reload between two such configs
+    /// keeps the cache. Conservative: any change to `[dns64]`, `[filter]`,
+    /// `[cache]`, the ACL, the upstream servers or the EDNS payload counts.
+    pub fn same_answers(&self, other: &Config) -> bool {
+        let mut neutral = other.clone();
+        let (s, o) = (&self.server, &mut neutral.server);
+        o.listen.clone_from(&s.listen);
+        o.tcp_idle_timeout = s.tcp_idle_timeout;
+        o.max_inflight = s.max_inflight;
+        o.max_tcp_connections = s.max_tcp_connections;
+        o.drain_timeout = s.drain_timeout;
+        o.metrics = s.metrics;
+        o.http_reload = s.http_reload;
+        o.watch_config = s.watch_config;
+        o.udp_sockets = s.udp_sockets;
+        o.udp_receive_buffer = s.udp_receive_buffer;
+        o.workers = s.workers;
+        o.rate_limit = s.rate_limit;
+        o.rate_limit_burst = s.rate_limit_burst;
+        let (u, o) = (&self.upstream, &mut neutral.upstream);
+        o.timeout = u.timeout;
+        o.attempts = u.attempts;
+        o.socket_pool = u.socket_pool;
+        o.tls_idle_timeout = u.tls_idle_timeout;
+        neutral.log = self.log.clone();
+        // Every other field serializes (`tls_roots` follows `tls_ca`).
+        neutral.to_toml() == self.to_toml()
+    }
+
     /// The effective configuration as TOML, for `check-config`.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))

@@ -19,6 +19,32 @@ fn omitted_keys_take_the_spec_defaults() {
     assert_eq!(c.filter.negative_ttl, 30);
     assert!(c.dns64.synthesize_on_error);
     assert!(!c.dns64.strict_rfc6052);
+    assert!(c.dns64.rotate);
+    assert!(c.server.watch_config);
+}
+
+#[test]
+fn same_answers_ignores_how_dns64d_serves_but_not_what_it_answers() {
+    let base = Config::from_toml(MIN).unwrap();
+    let with = |extra: &str| Config::from_toml(&format!("{MIN}{extra}")).unwrap();
+    for neutral in [
+        "[server]\nlisten = [\"127.0.0.1:5353\"]\nmax_inflight = 9\nrate_limit = 5\nwatch_config = false",
+        "[log]\nlevel = \"debug\"\nqueries = true",
+        "timeout = \"1s\"\nattempts = 3\nsocket_pool = 2",
+    ] {
+        assert!(base.same_answers(&with(neutral)), "{neutral}");
+    }
+    for changed in [
+        "[dns64]\nprefixes = [\"2001:db8:64::/96\"]",
+        "[dns64]\nrotate = false",
+        "[filter]\na = \"pass\"",
+        "[cache]\nmax_ttl = 60",
+        "[server]\nudp_payload = 1400",
+    ] {
+        assert!(!base.same_answers(&with(changed)), "{changed}");
+    }
+    let other_server = Config::from_toml("[upstream]\nservers = [\"127.0.0.1:5301\"]\n").unwrap();
+    assert!(!base.same_answers(&other_server), "another upstream");
 }
 
 #[test]

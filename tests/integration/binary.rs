@@ -34,12 +34,13 @@ pub fn free_port() -> u16 {
 /// Writes a config listening on `addr` and forwarding to `upstream`, without a
 /// metrics listener (its fixed default port would collide between tests),
 /// stopping at once on SIGTERM (no `shutdown_grace`: these tests have no
-/// second process to hand over to), with `[log]` at warn level as text, and
-/// `extra` merged over it.
+/// second process to hand over to), without a file watch
+/// (`server.watch_config`: the SIGHUP tests must see SIGHUP reload), with
+/// `[log]` at warn level as text, and `extra` merged over it.
 fn write_config(path: &Path, addr: SocketAddr, upstream: &Upstream, extra: &str) {
     let base = format!(
         "[server]\nlisten = [\"{addr}\"]\nallow = [\"127.0.0.0/8\"]\nmetrics = \"\"\n\
-         shutdown_grace = \"0s\"\n\
+         shutdown_grace = \"0s\"\nwatch_config = false\n\
          [upstream]\nservers = [\"{}\"]\ntimeout = \"300ms\"\nattempts = 2\n\
          [log]\nlevel = \"warn\"\nformat = \"text\"\n",
         upstream.addr()

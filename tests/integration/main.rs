@@ -49,6 +49,9 @@ mod cache;
 /// Answer rotation on cache hits (`dns64.rotate`).
 mod rotation;
 
+/// The config file watch (`server.watch_config`): edits and ConfigMap swaps reload.
+mod watch;
+
 /// Operations: the scrape parsed, /ready, POST /reload, reloads under load.
 mod operations;
 

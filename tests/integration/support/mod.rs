@@ -26,12 +26,15 @@ pub use upstream::{Action, Transport, Upstream};
 /// The configuration every test starts from; a test's own TOML is merged over it,
 /// key by key. Upstream timeouts are short so failure paths finish quickly. No
 /// metrics listener: its default address (127.0.0.1:9153) is fixed and would be
-/// contended by tests running in parallel; the metrics tests set port 0.
+/// contended by tests running in parallel; the metrics tests set port 0. No
+/// file watch: config files live in the shared temp directory, and the
+/// reload tests count reloads they start themselves (`watch.rs` turns it on).
 const BASE_CONFIG: &str = r#"
 [server]
 listen = ["127.0.0.1:0"]
 allow = ["127.0.0.0/8"]
 metrics = ""
+watch_config = false
 
 [upstream]
 timeout = "300ms"
@@ -152,12 +155,22 @@ impl Dns64d {
     /// Starts dns64d against `upstream` with exactly the config `toml`; with
     /// `from_file`, the config is written to a file the server reloads from.
     pub async fn launch(upstream: Upstream, toml: &str, from_file: bool) -> Dns64d {
-        let config = parse_config(toml);
         let config_file = from_file.then(|| TempFile::new(toml));
+        let path = config_file.as_ref().map(|f| f.path().to_path_buf());
+        let mut d = Dns64d::launch_at(upstream, toml, path).await;
+        d.config_file = config_file;
+        d
+    }
+
+    /// Starts dns64d against `upstream` with exactly the config `toml`,
+    /// reloading from `path` (which the caller wrote and owns), if any.
+    pub async fn launch_at(upstream: Upstream, toml: &str, path: Option<PathBuf>) -> Dns64d {
+        let config = parse_config(toml);
+        let config_file = None;
         let server = Server::bind(config)
             .await
             .unwrap_or_else(|e| panic!("dns64d failed to start: {e}"))
-            .with_config_path(config_file.as_ref().map(|f| f.path().to_path_buf()));
+            .with_config_path(path);
         let addr = server.local_addrs()[0];
         let metrics = server.metrics_addr();
         assert!(addr.ip().is_loopback(), "tests only use 127.0.0.1");
