@@ -119,7 +119,10 @@ async fn replies_delayed_out_of_order_each_reach_their_own_query() {
         };
         assert_eq!(reply.rcode(), expected_rcode, "{name}");
         match name.as_str() {
-            zone::A_ONLY => assert_eq!(reply.aaaa(), a_only_synthesized()),
+            zone::A_ONLY => assert_eq!(
+                crate::support::sorted(reply.aaaa()),
+                crate::support::sorted(a_only_synthesized())
+            ),
             zone::DUAL => assert_eq!(reply.aaaa(), vec![zone::DUAL_AAAA]),
             zone::AAAA_ONLY => assert_eq!(reply.aaaa(), vec![zone::AAAA_ONLY_AAAA]),
             zone::TXT_ONLY => assert_eq!(reply.answers_of(RecordType::TXT).len(), 1),
@@ -280,7 +283,11 @@ async fn a_flood_of_forged_replies_leaves_the_real_answer_with_the_client_and_in
     let mut asked_after_first_round = 0;
     for round in 0..2 {
         let reply = d.udp(&q(zone::A_ONLY, RecordType::AAAA)).await;
-        assert_eq!(reply.aaaa(), a_only_synthesized(), "round {round}");
+        assert_eq!(
+            crate::support::sorted(reply.aaaa()),
+            crate::support::sorted(a_only_synthesized()),
+            "round {round}"
+        );
         let reply = d.udp(&q(zone::DUAL, RecordType::AAAA)).await;
         assert_eq!(reply.aaaa(), vec![zone::DUAL_AAAA], "round {round}");
         if round == 0 {

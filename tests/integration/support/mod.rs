@@ -236,6 +236,13 @@ impl Dns64d {
     }
 }
 
+/// `v` sorted: for comparing the addresses of answers whose order a cache
+/// hit rotates (`dns64.rotate`) when the test is not about order.
+pub fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
 /// How long a counter or gauge may take to settle after the traffic that moves it.
 pub const SETTLE: Duration = Duration::from_secs(5);
 
