@@ -315,6 +315,25 @@ async fn cache_hits_allocate_nothing_per_query() {
     assert!(n < GROWTH, "{n} allocations for {QUERIES} cache hits");
 }
 
+/// Rotation (`dns64.rotate`, on by default) moves records inside the
+/// rendered copy of an entry: a hit on a multi-record RRset costs nothing
+/// more than any other hit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn rotating_cache_hits_of_synthesized_aaaa_allocate_nothing_per_query() {
+    let upstream = Upstream::start().await;
+    let server = start_server(config_toml(
+        upstream.addr(),
+        "[server]\nworkers = 1\n[dns64]\nrotate = true\n[cache]\nenabled = true",
+    ));
+    assert!(zone::A_ONLY_ADDRS.len() > 1, "a set that rotates");
+    let same = vec![zone::A_ONLY.to_string(); QUERIES];
+    let n = allocations(&server, &same, &same, RecordType::AAAA).await;
+    assert!(
+        n < GROWTH,
+        "{n} allocations for {QUERIES} rotated cache hits"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_forwarded_cache_miss_allocates_only_the_entry_it_stores() {
     let upstream = Upstream::start().await;
