@@ -373,6 +373,11 @@ servers = ["[2001:db8:1::54]:53"]
 
 [filter]
 a = "$mode"
+
+# Fixed order: the rows compare the client's pick with doctor's prediction
+# from its own query; rotation is tested in tests/integration/rotation.rs.
+[dns64]
+rotate = false
 EOF
     "$BIN" check-config "$W/dns64d-$mode.toml" >/dev/null || die "dns64d rejects $W/dns64d-$mode.toml"
     bg "$NODE" "dns64d-$mode.log" "$BIN" --config "$W/dns64d-$mode.toml"
