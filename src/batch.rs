@@ -119,12 +119,6 @@ impl Inbox {
     /// Reads up to `slots` queued datagrams without blocking; the count, or
     /// `WouldBlock` when none was queued.
     pub fn recv(&mut self, sock: &impl AsRawFd) -> io::Result<usize> {
-        self.recv_with(sock, libc::MSG_DONTWAIT)
-    }
-
-    /// [`Inbox::recv`] with `flags` for `recvmmsg` (`MSG_WAITFORONE` on a
-    /// blocking socket: wait for the first datagram, take what else is queued).
-    pub fn recv_with(&mut self, sock: &impl AsRawFd, flags: libc::c_int) -> io::Result<usize> {
         self.len = 0;
         // SAFETY: sockaddr_storage and mmsghdr are plain C data for which
         // all-zero bytes are a valid value (no name, no iovec, no control).
@@ -154,7 +148,7 @@ impl Inbox {
                 sock.as_raw_fd(),
                 hdrs.as_mut_ptr(),
                 self.slots as libc::c_uint,
-                flags,
+                libc::MSG_DONTWAIT,
                 ptr::null_mut(),
             )
         };

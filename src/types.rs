@@ -133,18 +133,6 @@ pub enum FilterA {
     Rewrite,
 }
 
-/// How a UDP socket is read (`server.udp_receive`, #15).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UdpReceive {
-    /// A blocking receive thread per socket answers what the first stage
-    /// can (cache hits, rejections) and hands the rest to its worker: no
-    /// readiness round trip per wake-up (default).
-    Thread,
-    /// The worker's event loop waits for readiness and reads the socket.
-    Poll,
-}
-
 /// DNS64 behaviour for a zone (SPEC §3.9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

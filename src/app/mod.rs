@@ -289,7 +289,7 @@ impl Server {
     }
 
     async fn serve(self, stop: Stop, graceful: CancellationToken, grace: Duration) {
-        let (max_inflight, max_tcp, idle, drain, probe, workers, watch, udp_receive) = {
+        let (max_inflight, max_tcp, idle, drain, probe, workers, watch) = {
             let cfg = self.inner.config.lock().unwrap_or_else(|e| e.into_inner());
             (
                 cfg.server.max_inflight,
@@ -299,7 +299,6 @@ impl Server {
                 cfg.server.metrics.is_some(),
                 cfg.server.workers,
                 cfg.server.watch_config,
-                cfg.server.udp_receive,
             )
         };
         // What the listeners stop on: the end of the grace period.
@@ -312,7 +311,6 @@ impl Server {
             inflight: Arc::new(Semaphore::new(max_inflight)),
             tcp_connections: Arc::new(Semaphore::new(max_tcp)),
             tcp_idle_timeout: idle,
-            udp_receive,
             tracker: TaskTracker::new(),
             shutdown: shutdown.clone(),
         };

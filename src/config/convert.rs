@@ -68,7 +68,6 @@ impl TryFrom<RawConfig> for Config {
                     ));
                 }
             },
-            udp_receive: s.udp_receive.unwrap_or(UdpReceive::Thread),
             udp_receive_buffer: match s.udp_receive_buffer {
                 None => DEFAULT_UDP_RECEIVE_BUFFER,
                 Some(n) if n <= 1 << 30 => n as usize,

@@ -19,7 +19,7 @@ use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
 // Re-exported: the typed config's fields are of these types.
-pub use crate::types::{FilterA, Order, Prefix, PtrMode, UdpReceive, ZonePolicy};
+pub use crate::types::{FilterA, Order, Prefix, PtrMode, ZonePolicy};
 
 mod convert;
 mod raw;
@@ -225,9 +225,6 @@ pub struct ServerConfig {
     pub watch_config: bool,
     /// UDP sockets per listen address (`SO_REUSEPORT`), one per core by default.
     pub udp_sockets: usize,
-    /// How each UDP socket is read: a receive thread of its own, or the
-    /// worker's event loop; read at start-up only.
-    pub udp_receive: UdpReceive,
     /// SO_RCVBUF asked for on each UDP socket (bytes; 0 = system default).
     pub udp_receive_buffer: usize,
     /// Threads that serve UDP queries, one per core by default; each has its
@@ -556,7 +553,6 @@ impl Config {
         o.http_reload = s.http_reload;
         o.watch_config = s.watch_config;
         o.udp_sockets = s.udp_sockets;
-        o.udp_receive = s.udp_receive;
         o.udp_receive_buffer = s.udp_receive_buffer;
         o.workers = s.workers;
         o.rate_limit = s.rate_limit;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::types::{FilterA, Order, PtrMode, UdpReceive, ZonePolicy};
+use crate::types::{FilterA, Order, PtrMode, ZonePolicy};
 
 use super::LogFormat;
 
@@ -110,7 +110,6 @@ pub(super) struct RawServer {
     pub(super) http_reload: Option<bool>,
     pub(super) watch_config: Option<bool>,
     pub(super) udp_sockets: Option<u64>,
-    pub(super) udp_receive: Option<UdpReceive>,
     pub(super) workers: Option<u64>,
     pub(super) rate_limit: Option<u64>,
     pub(super) rate_limit_burst: Option<u64>,

@@ -111,18 +111,6 @@ fn workers_default_to_one_per_core_and_refuse_absurd_counts() {
 }
 
 #[test]
-fn udp_receive_defaults_to_a_thread_per_socket_and_refuses_unknown_modes() {
-    let c = Config::from_toml(MIN).unwrap();
-    assert_eq!(c.server.udp_receive, UdpReceive::Thread);
-    let c = Config::from_toml(&format!("{MIN}[server]\nudp_receive = \"poll\"\n")).unwrap();
-    assert_eq!(c.server.udp_receive, UdpReceive::Poll);
-    let err = Config::from_toml(&format!("{MIN}[server]\nudp_receive = \"epoll\"\n")).unwrap_err();
-    let message = err.to_string();
-    assert!(message.contains("udp_receive"), "key named: {message}");
-    assert!(message.contains("epoll"), "value named: {message}");
-}
-
-#[test]
 fn udp_receive_buffer_defaults_to_4_mib_and_zero_means_the_system_default() {
     let c = Config::from_toml(MIN).unwrap();
     assert_eq!(c.server.udp_receive_buffer, 4 << 20);

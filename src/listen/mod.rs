@@ -8,10 +8,8 @@
 //! and TCP idle time (RFC 7766 §6.2.3).
 //!
 //! Data path position: the first and last step (`listen → wire … reply → listen`).
-//! [`udp`] and [`tcp`] serve; [`receiver`] is the blocking receive thread
-//! that reads a UDP socket for its loop (`server.udp_receive = "thread"`).
+//! [`udp`] and [`tcp`] serve.
 
-mod receiver;
 mod tcp;
 mod udp;
 
@@ -32,7 +30,6 @@ use arc_swap::ArcSwap;
 
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
-use crate::types::UdpReceive;
 
 /// RFC 7766 §6.2.1.1: pipelined queries per TCP connection answered concurrently.
 pub const TCP_PIPELINE_DEPTH: usize = 32;
@@ -50,8 +47,6 @@ pub struct Shared {
     pub inflight: Arc<Semaphore>,
     pub tcp_connections: Arc<Semaphore>,
     pub tcp_idle_timeout: Duration,
-    /// How UDP sockets are read (`server.udp_receive`).
-    pub udp_receive: UdpReceive,
     pub tracker: TaskTracker,
     pub shutdown: CancellationToken,
 }

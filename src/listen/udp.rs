@@ -1,43 +1,35 @@
-//! UDP: one receive loop per socket. Each batch of queries read in one
-//! `recvmmsg` goes through the first stage: answers it can give
+//! UDP: one receive loop per socket. Each wake-up reads every queued query
+//! in one `recvmmsg` and runs the first stage on each: answers it can give
 //! (rejections, REFUSED, cache hits) are queued for one `sendmmsg`; plain
 //! forwards go to the loop's [relay](crate::upstream::relay), whose replies
 //! the same loop reads and answers in place; anything else becomes a task
 //! that sends its own answer.
-//!
-//! Who reads the socket (`server.udp_receive`): by default its
-//! [receive thread](super::receiver), which runs the first stage itself and
-//! hands this loop only the queries that need upstream; with `"poll"`, this
-//! loop, woken by the runtime when the socket is readable.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use tokio::io::unix::AsyncFd;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use super::receiver::{self, Handoff, Missed};
 use crate::batch::{self, Inbox, Outbox, recv_ready, register_readable, send_retrying};
 use crate::metrics::DropReason;
 use crate::pipeline::{Early, Exchange, Pipeline, Prefetched, Stage, Step, Transport};
-use crate::types::UdpReceive;
 use crate::upstream::relay::{Outcome, Ready, Relay};
 use crate::upstream::{Reply, Resume};
 use crate::wire::{self, HEADER_LEN, rtype};
 
 /// Most batches read after a stop: a full receive buffer's worth, a few
 /// thousand queries.
-pub(super) const DRAIN_BATCHES: usize = 256;
+const DRAIN_BATCHES: usize = 256;
 /// Pause before the last read of a socket that left its `SO_REUSEPORT`
 /// group (see [`leave_group`]).
-pub(super) const CONNECT_SETTLE: Duration = Duration::from_millis(5);
+const CONNECT_SETTLE: Duration = Duration::from_millis(5);
 
-/// The client socket: answers leave through it (with `MSG_DONTWAIT`: with
-/// a receive thread it is a blocking socket).
-type Sock = Arc<UdpSocket>;
+type Sock = Arc<AsyncFd<UdpSocket>>;
 
 /// Where a relayed query's answer goes, and how far it got.
 #[derive(Debug)]
@@ -98,84 +90,34 @@ struct Loop {
     pool: Pool,
     /// Syntheses whose A query goes out after the current batch of replies.
     then_a: Vec<Relayed>,
-    /// Queries the receive thread handed over, being started.
-    handed: Vec<Missed>,
-    /// Their buffers, to go back to the thread with the next hand-over.
-    spare: Vec<Vec<u8>>,
 }
 
 /// Serves UDP on `sock` until `stop` (shutdown, or this address removed by a
-/// reload), read as `server.udp_receive` says.
+/// reload). The socket is registered for readability only (see
+/// [`send_retrying`]).
 pub async fn serve_udp(sock: UdpSocket, shared: Shared, stop: CancellationToken) {
-    match shared.udp_receive {
-        UdpReceive::Thread => serve_threaded(sock, shared, stop).await,
-        UdpReceive::Poll => serve_polled(sock, shared, stop).await,
-    }
-}
-
-impl Loop {
-    fn new(sock: Sock, shared: Shared) -> Loop {
-        Loop {
-            sock,
-            shared,
-            inbox: Inbox::default(),
-            outbox: Outbox::default(),
-            relay: None,
-            retired: None,
-            pool: Pool::default(),
-            then_a: Vec::with_capacity(batch::BATCH),
-            handed: Vec::new(),
-            spare: Vec::new(),
-        }
-    }
-}
-
-/// The loop of a socket its receive thread reads: it starts the queries the
-/// thread hands over and answers them when the relay has their replies.
-/// Ends when the thread has answered what was queued at `stop` and every
-/// query is done.
-async fn serve_threaded(sock: UdpSocket, shared: Shared, stop: CancellationToken) {
-    let sock = Arc::new(sock);
-    let handoff = Arc::new(Handoff::default());
-    let (done, mut receiving) = tokio::sync::oneshot::channel();
-    if let Err(e) = receiver::spawn(sock.clone(), shared.clone(), handoff.clone(), stop, done) {
-        tracing::error!(error = %e, "cannot start the UDP receive thread");
-        return;
-    }
-    let mut lp = Loop::new(sock, shared);
-    let mut thread_running = true;
-    while thread_running || lp.relaying() || !handoff.is_empty() {
-        let relaying = lp.relaying();
-        tokio::select! {
-            // The thread ended (dropped its end): what it handed is queued.
-            _ = &mut receiving, if thread_running => thread_running = false,
-            () = handoff.wait() => lp.serve_handed(&handoff),
-            (retired, ready) = ready(&mut lp.relay, &mut lp.retired), if relaying => {
-                lp.relay_event(retired, ready);
-            }
-        }
-        lp.flush().await;
-    }
-}
-
-/// The loop of a socket it reads itself, registered for readability only
-/// (see [`send_retrying`]).
-async fn serve_polled(sock: UdpSocket, shared: Shared, stop: CancellationToken) {
-    // The runtime owns a second descriptor of the same socket for the
-    // readiness; answers go out through the first.
-    let reader = match sock.try_clone().and_then(register_readable) {
-        Ok(r) => r,
+    let sock = match register_readable(sock) {
+        Ok(s) => Arc::new(s),
         Err(e) => {
             tracing::error!(error = %e, "cannot register UDP socket");
             return;
         }
     };
-    let mut lp = Loop::new(Arc::new(sock), shared);
+    let mut lp = Loop {
+        sock,
+        shared,
+        inbox: Inbox::default(),
+        outbox: Outbox::default(),
+        relay: None,
+        retired: None,
+        pool: Pool::default(),
+        then_a: Vec::with_capacity(batch::BATCH),
+    };
     loop {
         let relaying = lp.relaying();
         tokio::select! {
             _ = stop.cancelled() => break,
-            got = recv_ready(&reader, &mut lp.inbox) => match got {
+            got = recv_ready(&lp.sock, &mut lp.inbox) => match got {
                 Ok(Ok(())) => lp.serve_batch(),
                 // ICMP errors surface here on some systems; keep serving.
                 Ok(Err(e)) => tracing::debug!(error = %e, "udp recv"),
@@ -195,7 +137,7 @@ async fn serve_polled(sock: UdpSocket, shared: Shared, stop: CancellationToken) 
     // SO_REUSEPORT group first means nothing new arrives meanwhile; a
     // datagram whose socket lookup raced the connect is queued within
     // microseconds, which the second pass after a short pause catches.
-    let left = leave_group(&lp.sock);
+    let left = leave_group(lp.sock.get_ref());
     lp.answer_queued().await;
     if left {
         tokio::time::sleep(CONNECT_SETTLE).await;
@@ -219,7 +161,7 @@ async fn serve_polled(sock: UdpSocket, shared: Shared, stop: CancellationToken) 
 /// own to connect to: it stays in the group until closed, so queries that
 /// arrive between its last read and the close are lost (list specific
 /// addresses to avoid that, docs/DEPLOY.md).
-pub(super) fn leave_group(sock: &UdpSocket) -> bool {
+fn leave_group(sock: &UdpSocket) -> bool {
     let local = match sock.local_addr() {
         Ok(a) if !a.ip().is_unspecified() => a,
         Ok(_) => return false,
@@ -261,7 +203,7 @@ impl Loop {
     /// not hold the shutdown open.
     async fn answer_queued(&mut self) {
         for _ in 0..DRAIN_BATCHES {
-            let n = match self.inbox.recv(&*self.sock) {
+            let n = match self.inbox.recv(self.sock.get_ref()) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 // A connected socket reports an ICMP error for an answer
@@ -284,92 +226,85 @@ impl Loop {
     }
 
     /// Runs the first stage on every datagram of the batch: answers are
-    /// queued for one `sendmmsg`, the rest is [started](Loop::start).
+    /// queued for one `sendmmsg`, plain forwards are relayed, the rest
+    /// become tasks.
     fn serve_batch(&mut self) {
         let pipeline = self.shared.pipeline.load_full();
-        self.use_pipeline(&pipeline);
-        let now = Instant::now();
-        let Loop {
-            inbox,
-            outbox,
-            relay,
-            retired,
-            sock,
-            shared,
-            ..
-        } = self;
-        for (packet, src) in inbox.datagrams() {
-            match pipeline.answer_now(packet, src.ip(), Transport::Udp, outbox.buffer()) {
-                Early::Drop => {}
-                Early::Reply => outbox.commit(src),
-                Early::Prefetch => {
-                    outbox.commit(src);
-                    pipeline.prefetch(packet, src.ip(), Transport::Udp);
-                }
-                early @ (Early::Relay | Early::Resolve) => {
-                    if let Some(permit) = permit(shared) {
-                        let query = (packet, src, matches!(early, Early::Relay));
-                        start(
-                            (relay, retired),
-                            sock,
-                            shared,
-                            &pipeline,
-                            query,
-                            permit,
-                            now,
-                        );
-                    }
-                }
-            }
-        }
-        self.flush_relay();
-    }
-
-    /// Starts the queries the receive thread handed over.
-    fn serve_handed(&mut self, handoff: &Handoff) {
-        let mut handed = std::mem::take(&mut self.handed);
-        handoff.take(&mut handed, &mut self.spare);
-        for m in handed.drain(..) {
-            self.use_pipeline(&m.pipeline);
-            let (relays, query) = (
-                (&mut self.relay, &mut self.retired),
-                (&m.packet[..], m.src, m.relay),
-            );
-            start(
-                relays,
-                &self.sock,
-                &self.shared,
-                &m.pipeline,
-                query,
-                m.permit,
-                m.received,
-            );
-            self.spare.push(m.packet);
-        }
-        self.handed = handed;
-        self.flush_relay();
-    }
-
-    /// An idle relay of an older pipeline than `pipeline` goes now, so the
-    /// old pipeline (its cache, its sockets) is not kept alive by it.
-    fn use_pipeline(&mut self, pipeline: &Arc<Pipeline>) {
+        // An idle relay of an older pipeline goes now, so the old pipeline
+        // (its cache, its sockets) is not kept alive by it.
         if self
             .relay
             .as_ref()
-            .is_some_and(|r| r.relay.is_empty() && !Arc::ptr_eq(&r.pipeline, pipeline))
+            .is_some_and(|r| r.relay.is_empty() && !Arc::ptr_eq(&r.pipeline, &pipeline))
         {
             self.relay = None;
         }
-    }
-
-    /// Sends what the current relay queued.
-    fn flush_relay(&mut self) {
+        let now = Instant::now();
+        for (packet, src) in self.inbox.datagrams() {
+            match pipeline.answer_now(packet, src.ip(), Transport::Udp, self.outbox.buffer()) {
+                Early::Drop => {}
+                Early::Reply => self.outbox.commit(src),
+                Early::Prefetch => {
+                    self.outbox.commit(src);
+                    pipeline.prefetch(packet, src.ip(), Transport::Udp);
+                }
+                Early::Relay if pipeline.relay_sockets() > 0 => {
+                    let Some(permit) = self.permit() else {
+                        continue;
+                    };
+                    let relay = relay_for(
+                        (&mut self.relay, &mut self.retired),
+                        &pipeline,
+                        &self.sock,
+                        &self.shared,
+                    );
+                    let token = Relayed {
+                        src,
+                        started: now,
+                        _permit: permit,
+                        synthesis: None,
+                    };
+                    if let Err((_, token)) =
+                        relay.relay.start(pipeline.upstream(), packet, token, now)
+                    {
+                        let resume = Prefetched::Resume(Resume::default());
+                        slow_path(&self.sock, &self.shared, &pipeline, packet, token, resume);
+                    }
+                }
+                Early::Relay | Early::Resolve => {
+                    let Some(permit) = self.permit() else {
+                        continue;
+                    };
+                    let (packet, sock, pipeline) =
+                        (packet.to_vec(), self.sock.clone(), pipeline.clone());
+                    let metrics = self.shared.metrics.clone();
+                    self.shared.tracker.spawn(async move {
+                        let out = pipeline
+                            .resolve_query(&packet, src.ip(), Transport::Udp)
+                            .await;
+                        if !out.is_empty() && !send(&sock, &out, src).await {
+                            metrics.dropped(DropReason::SendFailed);
+                        }
+                        drop(permit);
+                    });
+                }
+            }
+        }
         if let Some(r) = &mut self.relay {
             let (sock, shared) = (&self.sock, &self.shared);
             let pipeline = &r.pipeline;
             r.relay
                 .flush(pipeline.upstream(), to_slow_path(sock, shared, pipeline));
         }
+    }
+
+    /// A slot under `server.max_inflight`, or the query is dropped and counted.
+    fn permit(&self) -> Option<OwnedSemaphorePermit> {
+        let permit = self.shared.inflight.clone().try_acquire_owned().ok();
+        if permit.is_none() {
+            self.shared.metrics.dropped(DropReason::Overloaded);
+        }
+        permit
     }
 
     /// Answers what the relay got (into the outbox), relays the A query a
@@ -477,7 +412,7 @@ impl Loop {
         if self.outbox.is_empty() {
             return;
         }
-        match self.outbox.flush(&*self.sock) {
+        match self.outbox.flush(self.sock.get_ref()) {
             Ok(refused) => {
                 (0..refused).for_each(|_| self.shared.metrics.dropped(DropReason::SendFailed));
             }
@@ -491,45 +426,6 @@ impl Loop {
             }
         }
     }
-}
-
-/// A query the first stage could not answer, received at `now`: relayed
-/// when `relay` (a plain forward) and the pipeline has relay sockets, else
-/// a task on the general path.
-fn start(
-    relays: (&mut Option<LoopRelay>, &mut Option<LoopRelay>),
-    sock: &Sock,
-    shared: &Shared,
-    pipeline: &Arc<Pipeline>,
-    (packet, src, relay): (&[u8], SocketAddr, bool),
-    permit: OwnedSemaphorePermit,
-    now: Instant,
-) {
-    if relay && pipeline.relay_sockets() > 0 {
-        let relay = relay_for(relays, pipeline, sock, shared);
-        let token = Relayed {
-            src,
-            started: now,
-            _permit: permit,
-            synthesis: None,
-        };
-        if let Err((_, token)) = relay.relay.start(pipeline.upstream(), packet, token, now) {
-            let resume = Prefetched::Resume(Resume::default());
-            slow_path(sock, shared, pipeline, packet, token, resume);
-        }
-        return;
-    }
-    let (packet, sock, pipeline) = (packet.to_vec(), sock.clone(), pipeline.clone());
-    let metrics = shared.metrics.clone();
-    shared.tracker.spawn(async move {
-        let out = pipeline
-            .resolve_query(&packet, src.ip(), Transport::Udp)
-            .await;
-        if !out.is_empty() && !send(&sock, &out, src).await {
-            metrics.dropped(DropReason::SendFailed);
-        }
-        drop(permit);
-    });
 }
 
 /// The loop's relay for `pipeline`, made on first use. After a reload the
@@ -632,21 +528,9 @@ fn slow_path(
     });
 }
 
-/// A slot under `server.max_inflight`, or the query is dropped and counted.
-pub(super) fn permit(shared: &Shared) -> Option<OwnedSemaphorePermit> {
-    let permit = shared.inflight.clone().try_acquire_owned().ok();
-    if permit.is_none() {
-        shared.metrics.dropped(DropReason::Overloaded);
-    }
-    permit
-}
-
 /// Sends one answer; false when it could not be sent.
-async fn send(sock: &UdpSocket, out: &[u8], to: SocketAddr) -> bool {
-    let to_addr = socket2::SockAddr::from(to);
-    let nowait =
-        || socket2::SockRef::from(sock).send_to_with_flags(out, &to_addr, libc::MSG_DONTWAIT);
-    match send_retrying(nowait).await {
+async fn send(sock: &AsyncFd<UdpSocket>, out: &[u8], to: SocketAddr) -> bool {
+    match send_retrying(|| sock.get_ref().send_to(out, to)).await {
         Ok(()) => true,
         Err(e) => {
             tracing::debug!(error = %e, %to, "udp send");

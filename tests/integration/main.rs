@@ -71,6 +71,3 @@ mod tls;
 
 /// Per-zone forwarding (`[[upstream.zone]]`).
 mod zones;
-
-/// How UDP sockets are read (`server.udp_receive`): receive thread or polled loop.
-mod receive;
