@@ -54,7 +54,7 @@ for f in config/node-local.toml "$work/dns64d.toml"; do
   pids+=($!)
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$mport/health" >/dev/null && break; sleep 0.1; done
   # ipv4only.arpa is answered locally (RFC 8880), so no upstream is needed.
-  answer=$(dig @::1 -p "$port" +short +time=2 +tries=1 AAAA ipv4only.arpa | sort | head -1)
+  answer=$(dig @::1 -p "$port" +short +time=2 +tries=1 AAAA ipv4only.arpa | sort | head -1) || true
   [ "$answer" = "64:ff9b::c000:aa" ] || { echo "FAIL: $f answered '$answer'"; cat "$work/log"; exit 1; }
   kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || { echo "FAIL: $f did not exit 0 on SIGTERM"; exit 1; }
   echo "ok: $f serves ($answer)"
@@ -84,8 +84,12 @@ CONF
     pids+=($!)
     answer=""
     for _ in $(seq 50); do
-      answer=$(dig @"$2" -p "$3" +short +time=1 +tries=1 AAAA ipv4only.arpa 2>/dev/null | sort | head -1)
-      [ -n "$answer" ] && break; sleep 0.1
+      # dig exits 9 until the socket is bound: under pipefail that must be a
+      # retry, not the end of the script.
+      answer=$(dig @"$2" -p "$3" +short +time=1 +tries=1 AAAA ipv4only.arpa 2>/dev/null | sort | head -1) || true
+      [ -n "$answer" ] && break
+      kill -0 "${pids[-1]}" 2>/dev/null || break
+      sleep 0.1
     done
     [ "$answer" = "64:ff9b::c000:aa" ] || { echo "FAIL: non-root ($1 port) answered '$answer'"; cat "$work/nonroot.log"; exit 1; }
     kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || true
