@@ -84,9 +84,9 @@ CONF
     pids+=($!)
     answer=""
     for _ in $(seq 50); do
-      # dig exits 9 until the socket is bound: under pipefail that must be a
-      # retry, not the end of the script.
-      answer=$(dig @"$2" -p "$3" +short +time=1 +tries=1 AAAA ipv4only.arpa 2>/dev/null | sort | head -1) || true
+      # Until the socket is bound dig exits 9 and prints ";; communications
+      # error" on stdout: a retry, not an answer and not the end of the script.
+      answer=$(dig @"$2" -p "$3" +short +time=1 +tries=1 AAAA ipv4only.arpa 2>/dev/null | grep -v '^;' | sort | head -1) || true
       [ -n "$answer" ] && break
       kill -0 "${pids[-1]}" 2>/dev/null || break
       sleep 0.1
