@@ -12,6 +12,12 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
+# The synthesized AAAA for ipv4only.arpa at $1 port $2, or nothing. While the
+# port is closed dig exits 9 and prints ";; communications error" on stdout:
+# that is "no answer yet", not an answer and not the end of the script.
+ipv4only_aaaa() {
+  dig @"$1" -p "$2" +short +time=2 +tries=1 AAAA ipv4only.arpa 2>/dev/null | grep -v '^;' | sort | head -1 || true
+}
 
 echo "-- hadolint Dockerfile"
 hadolint Dockerfile
@@ -54,7 +60,7 @@ for f in config/node-local.toml "$work/dns64d.toml"; do
   pids+=($!)
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$mport/health" >/dev/null && break; sleep 0.1; done
   # ipv4only.arpa is answered locally (RFC 8880), so no upstream is needed.
-  answer=$(dig @::1 -p "$port" +short +time=2 +tries=1 AAAA ipv4only.arpa | sort | head -1) || true
+  answer=$(ipv4only_aaaa ::1 "$port")
   [ "$answer" = "64:ff9b::c000:aa" ] || { echo "FAIL: $f answered '$answer'"; cat "$work/log"; exit 1; }
   kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || { echo "FAIL: $f did not exit 0 on SIGTERM"; exit 1; }
   echo "ok: $f serves ($answer)"
@@ -84,9 +90,7 @@ CONF
     pids+=($!)
     answer=""
     for _ in $(seq 50); do
-      # Until the socket is bound dig exits 9 and prints ";; communications
-      # error" on stdout: a retry, not an answer and not the end of the script.
-      answer=$(dig @"$2" -p "$3" +short +time=1 +tries=1 AAAA ipv4only.arpa 2>/dev/null | grep -v '^;' | sort | head -1) || true
+      answer=$(ipv4only_aaaa "$2" "$3")
       [ -n "$answer" ] && break
       kill -0 "${pids[-1]}" 2>/dev/null || break
       sleep 0.1
